@@ -1,0 +1,52 @@
+//! The `migrate` function: applies `migrations/` to the database.
+//!
+//! It connects through `DATABASE_DIRECT_URL`, never the pooler: sqlx's migrator holds a
+//! session-level advisory lock while it works, which a transaction-mode pooler would
+//! hand to another client between statements. Outside Lambda the binary runs once and
+//! exits, so `cargo run -p migrate` migrates a local database.
+
+use serde::Serialize;
+use sqlx::{PgPool, migrate::Migrator};
+
+/// The migrations, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// What a run did.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Report {
+    /// Versions applied by this run.
+    pub applied: Vec<i64>,
+    /// The latest version now in the database.
+    pub current: Option<i64>,
+}
+
+/// Applies every pending migration.
+pub async fn run(db: &PgPool) -> Result<Report, sqlx::migrate::MigrateError> {
+    let before = applied_versions(db).await?;
+    MIGRATOR.run(db).await?;
+    let after = applied_versions(db).await?;
+    let applied = after
+        .iter()
+        .copied()
+        .filter(|v| !before.contains(v))
+        .collect();
+    Ok(Report {
+        applied,
+        current: after.last().copied(),
+    })
+}
+
+async fn applied_versions(db: &PgPool) -> Result<Vec<i64>, sqlx::migrate::MigrateError> {
+    // The table does not exist before the first run.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(db)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(db)
+            .await?,
+    )
+}

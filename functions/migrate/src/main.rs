@@ -1,0 +1,25 @@
+//! Entry point of the `migrate` function: inside Lambda it migrates on each invocation;
+//! elsewhere (`cargo run -p migrate`) it migrates once and exits.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::{config::DatabaseConfig, db, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), shared::BoxError> {
+    telemetry::init();
+    let mut config = DatabaseConfig::from_var("DATABASE_DIRECT_URL")?;
+    config.max_connections = 1;
+    let pool = db::pool(&config)?;
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        let report = migrate::run(&pool).await?;
+        tracing::info!(?report, "migrations applied");
+        return Ok(());
+    }
+    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async {
+        let report = migrate::run(&pool).await?;
+        tracing::info!(?report, "migrations applied");
+        Ok::<_, shared::BoxError>(report)
+    }))
+    .await
+}

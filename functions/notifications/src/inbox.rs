@@ -1,0 +1,148 @@
+//! The inbox: list and mark read.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use shared::{
+    auth::CurrentUser,
+    error::{ApiError, ApiResult, Problem},
+    extract::{Json, Path, Query},
+    pagination::{self, CreatedKey, Page, PageSize},
+};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+
+/// One notification.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    /// Its id.
+    pub id: Uuid,
+    /// What kind (`welcome`, ...).
+    pub kind: String,
+    /// One line.
+    pub title: String,
+    /// The text.
+    pub body: String,
+    /// When it was read, if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub read_at: Option<OffsetDateTime>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// Query parameters of the listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of notifications.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationPage {
+    /// Newest first.
+    pub items: Vec<Notification>,
+    /// Cursor of the next page, absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<Notification>> for NotificationPage {
+    fn from(page: Page<Notification>) -> Self {
+        Self {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// Lists the caller's notifications, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications",
+    tag = "notifications",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of notifications", body = NotificationPage),
+        (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<NotificationPage>> {
+    let size = PageSize::parse(params.limit)?;
+    let after: Option<CreatedKey> = params
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor)
+        .transpose()?;
+    // Row comparison `(created_at, id) < (t, id)` walks the (user_id, created_at DESC,
+    // id DESC) index from the cursor on; NULL parameters mean "first page".
+    let rows = sqlx::query_as!(
+        Notification,
+        r#"SELECT id, kind, title, body, read_at, created_at
+           FROM notifications
+           WHERE user_id = $1
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $4"#,
+        user.id.0,
+        after.map(|k| k.t),
+        after.map(|k| k.id),
+        size.fetch(),
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let page = pagination::page(rows, size, |n| CreatedKey {
+        t: n.created_at,
+        id: n.id,
+    });
+    Ok(Json(page.into()))
+}
+
+/// Marks one of the caller's notifications read (idempotent).
+#[utoipa::path(
+    post,
+    path = "/api/v1/notifications/{id}/read",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "Notification id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The notification, now read", body = Notification),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such notification for this user", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %user.id, notification_id = %id))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Notification>> {
+    // Keep the first read time when marked twice.
+    let updated = sqlx::query_as!(
+        Notification,
+        r#"UPDATE notifications SET read_at = coalesce(read_at, now())
+           WHERE id = $1 AND user_id = $2
+           RETURNING id, kind, title, body, read_at, created_at"#,
+        id,
+        user.id.0,
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ApiError::NotFound("notification"))?;
+    Ok(Json(updated))
+}

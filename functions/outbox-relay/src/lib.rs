@@ -1,0 +1,32 @@
+//! The `outbox-relay` function: on a schedule, sends the outbox messages that the
+//! request path could not (the queue was unreachable, or the function stopped between
+//! commit and send).
+//!
+//! See `shared::outbox` for the protocol; this crate only drives [`shared::outbox::sweep`].
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use lambda_runtime::LambdaEvent;
+use shared::{outbox, queue::Publisher};
+use sqlx::PgPool;
+
+/// The logical queue this relay serves.
+pub const QUEUE: &str = "notifications";
+
+/// Most messages sent per invocation; the next tick takes the rest.
+pub const BATCH_LIMIT: i64 = 500;
+
+/// Handles one scheduled tick.
+pub async fn handle(
+    db: &PgPool,
+    publisher: &Publisher,
+    event: LambdaEvent<EventBridgeEvent>,
+) -> Result<outbox::SweepReport, lambda_runtime::Error> {
+    tracing::debug!(request_id = %event.context.request_id, "outbox sweep");
+    let report = outbox::sweep(db, publisher, QUEUE, BATCH_LIMIT).await?;
+    tracing::info!(
+        sent = report.sent,
+        failed = report.failed,
+        "outbox sweep done"
+    );
+    Ok(report)
+}

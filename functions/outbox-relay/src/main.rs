@@ -1,0 +1,20 @@
+//! Lambda entry point of the `outbox-relay` function: wiring only.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::{
+    config::{DatabaseConfig, QueueConfig},
+    db,
+    queue::Publisher,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), shared::BoxError> {
+    telemetry::init();
+    let db = db::pool(&DatabaseConfig::from_env()?)?;
+    let publisher = Publisher::from_config(&QueueConfig::from_env()?).await;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
+        outbox_relay::handle(&db, &publisher, event)
+    }))
+    .await
+}

@@ -1,0 +1,19 @@
+//! The `platform` function: health check and API documentation.
+//!
+//! Layout: [`health`] reports whether the database answers; [`docs`] assembles the
+//! OpenAPI 3.1 document from the other functions' `ApiDoc`s (generated from their
+//! handlers, so it cannot drift) and serves it with Swagger UI and ReDoc.
+
+pub mod docs;
+pub mod health;
+
+use axum::{Router, routing::get};
+use sqlx::PgPool;
+
+/// The function's routes.
+pub fn router(db: PgPool) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .with_state(db)
+        .merge(docs::router())
+}

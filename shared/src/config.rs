@@ -1,0 +1,188 @@
+//! Configuration, read once per cold start from the environment.
+//!
+//! Each function loads only the sections it needs (`DatabaseConfig::from_env()`,
+//! `TokenConfig::from_env()`, ...), so the platform function does not demand a JWT
+//! secret it never uses. A missing or malformed variable stops start-up with an error
+//! naming it; secrets are held in [`SecretString`] so they never reach a log.
+
+use std::{str::FromStr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set but cannot be used.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// Why it was refused (never the value itself: it may be a secret).
+        reason: String,
+    },
+}
+
+/// Reads a required, non-empty variable.
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// Reads an optional variable; empty counts as unset.
+pub fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Reads and parses a variable, falling back to `default` when unset.
+pub fn parse_or<T>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match optional(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+/// Where and how to reach Postgres.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// The variable the URL came from, for error messages.
+    pub var: &'static str,
+    /// Connection URL (with password): a secret.
+    pub url: SecretString,
+    /// Connections per execution environment. Lambda runs one request at a time per
+    /// environment, so 1-2 is enough and keeps a burst of cold starts from exhausting
+    /// the database's connection limit.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// Loads the pooled URL from `DATABASE_URL` (what request paths use).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_var("DATABASE_URL")
+    }
+
+    /// Loads the URL from the named variable, e.g. `DATABASE_DIRECT_URL` for migrations.
+    pub fn from_var(var: &'static str) -> Result<Self, ConfigError> {
+        let url = required(var)?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                name: var,
+                reason: "must start with postgres:// or postgresql://".into(),
+            });
+        }
+        Ok(Self {
+            var,
+            url: SecretString::from(url),
+            max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 2)?,
+            acquire_timeout: Duration::from_millis(parse_or("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?),
+        })
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("var", &self.var)
+            .field("url", &"[redacted]")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// Settings for issuing and verifying our own tokens.
+#[derive(Clone)]
+pub struct TokenConfig {
+    /// HMAC key for access tokens (HS256). At least 32 bytes.
+    pub jwt_secret: SecretString,
+    /// `iss` claim we issue and require.
+    pub issuer: String,
+    /// `aud` claim we issue and require.
+    pub audience: String,
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// Lifetime of a refresh token (and so of an idle session).
+    pub refresh_ttl: Duration,
+}
+
+impl TokenConfig {
+    /// Loads `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` and
+    /// `REFRESH_TOKEN_TTL_SECONDS`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let secret = required("JWT_SECRET")?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        let access: u64 = parse_or("ACCESS_TOKEN_TTL_SECONDS", 900)?;
+        let refresh: u64 = parse_or("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?;
+        if access == 0 || refresh == 0 {
+            return Err(ConfigError::Invalid {
+                name: if access == 0 {
+                    "ACCESS_TOKEN_TTL_SECONDS"
+                } else {
+                    "REFRESH_TOKEN_TTL_SECONDS"
+                },
+                reason: "must be greater than zero".into(),
+            });
+        }
+        Ok(Self {
+            jwt_secret: SecretString::from(secret),
+            issuer: optional("JWT_ISSUER").unwrap_or_else(|| "backend".into()),
+            audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "backend-api".into()),
+            access_ttl: Duration::from_secs(access),
+            refresh_ttl: Duration::from_secs(refresh),
+        })
+    }
+
+    /// The secret's bytes, for building keys.
+    pub fn secret_bytes(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("jwt_secret", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish()
+    }
+}
+
+/// Where notification messages go.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// URL of the notifications SQS queue.
+    pub notifications_url: String,
+}
+
+impl QueueConfig {
+    /// Loads `NOTIFICATIONS_QUEUE_URL`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            notifications_url: required("NOTIFICATIONS_QUEUE_URL")?,
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! The library every function shares.
+//!
+//! Layout, in the order a request meets it:
+//! - [`config`]: settings read once per cold start from the environment;
+//! - [`telemetry`]: JSON logs carrying the request id;
+//! - [`http`]: the glue that serves an axum router as a Lambda handler (request ids,
+//!   panic guard, body limit, problem+json fallbacks);
+//! - [`extract`]: `Json`/`Query`/`Path` whose rejections are problem+json;
+//! - [`auth`]: the `CurrentUser` extractor (JWT + live session check);
+//! - [`error`]: the one error type, rendered as RFC 9457 problem details;
+//! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
+//! - [`identity`], [`tokens`], [`password`]: users, roles, tokens and hashing;
+//! - [`pagination`]: page sizes, cursors and `{items, next_cursor}` pages;
+//! - [`messages`], [`outbox`], [`queue`]: queue contracts, the transactional outbox and
+//!   the SQS publisher.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod identity;
+pub mod messages;
+pub mod outbox;
+pub mod pagination;
+pub mod password;
+pub mod queue;
+pub mod telemetry;
+pub mod tokens;
+
+/// The error type Lambda entry points return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

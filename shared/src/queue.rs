@@ -1,0 +1,92 @@
+//! Publishing to SQS.
+//!
+//! The client is built once per cold start. Its timeouts are short: a request that
+//! relays its outbox messages must not hang on an unreachable queue (the sweep will
+//! send them later), and the endpoint comes from the SDK's usual settings, so
+//! `AWS_ENDPOINT_URL` points it at a local emulator.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_config::{BehaviorVersion, timeout::TimeoutConfig};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use uuid::Uuid;
+
+use crate::config::QueueConfig;
+
+/// Loads the AWS SDK configuration shared by all clients of a function.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// Sends messages to one queue.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Publisher {
+    /// A publisher for `queue_url` using `client`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// A publisher for the notifications queue, with the SDK's usual configuration.
+    pub async fn from_config(config: &QueueConfig) -> Self {
+        let client = aws_sdk_sqs::Client::new(&aws_config().await);
+        Self::new(client, config.notifications_url.clone())
+    }
+
+    /// Sends one message.
+    pub async fn send(&self, body: String) -> anyhow::Result<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .context("SQS SendMessage failed")?;
+        Ok(())
+    }
+
+    /// Sends up to ten messages in one call; returns the ids SQS did not accept.
+    pub async fn send_batch(&self, messages: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>> {
+        let entries = messages
+            .iter()
+            .map(|(id, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(id.simple().to_string())
+                    .message_body(body)
+                    .build()
+                    .context("invalid batch entry")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .context("SQS SendMessageBatch failed")?;
+        let failed = output
+            .failed()
+            .iter()
+            .filter_map(|f| Uuid::parse_str(f.id()).ok())
+            .collect();
+        Ok(failed)
+    }
+}

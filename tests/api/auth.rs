@@ -1,0 +1,252 @@
+//! Registration, login, refresh rotation with reuse detection, logout, me.
+
+use api_tests::{PASSWORD, TestApp, Tokens};
+use http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = "../migrations")]
+async fn register_login_me_refresh_reuse_logout(db: PgPool) {
+    let app = TestApp::new(db).await;
+
+    // Register.
+    let registered = app
+        .register("ada@example.com", PASSWORD, "Ada Lovelace")
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    let user: Value = registered.json();
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["name"], "Ada Lovelace");
+    assert_eq!(user["role"], "user");
+    assert!(
+        user["id"]
+            .as_str()
+            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+    );
+    assert!(user["created_at"].is_string());
+    assert!(
+        user.get("password_hash").is_none(),
+        "the hash must never leave the server"
+    );
+
+    // Login (email in another case).
+    let login = app.login("ADA@example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text());
+    let first: Tokens = login.json();
+    assert_eq!(first.token_type, "Bearer");
+    assert_eq!(first.expires_in, 900);
+
+    // Me.
+    let me = app.me(&first.access_token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json::<Value>()["id"], user["id"]);
+
+    // Refresh rotates.
+    let refreshed = app.refresh(&first.refresh_token).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let second: Tokens = refreshed.json();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(app.me(&second.access_token).await.status, StatusCode::OK);
+
+    // Reusing the rotated token is theft: 401, and the whole family dies.
+    app.refresh(&first.refresh_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.refresh(&second.refresh_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.me(&second.access_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.me(&first.access_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+
+    // A new login works; logout kills its access token and refresh token at once.
+    let third: Tokens = app.login("ada@example.com", PASSWORD).await.json();
+    assert_eq!(app.me(&third.access_token).await.status, StatusCode::OK);
+    let logout = app
+        .post("/api/v1/auth/logout", &json!({}), Some(&third.access_token))
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.text());
+    app.me(&third.access_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.refresh(&third.refresh_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.post("/api/v1/auth/logout", &json!({}), Some(&third.access_token))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sessions_are_independent(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let laptop = app.user("grace@example.com").await;
+    let phone: Tokens = app.login("grace@example.com", PASSWORD).await.json();
+    let logout = app
+        .post(
+            "/api/v1/auth/logout",
+            &json!({}),
+            Some(&laptop.access_token),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.me(&phone.access_token).await.status, StatusCode::OK);
+    assert_eq!(
+        app.refresh(&phone.refresh_token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn duplicate_and_case_variant_registrations_conflict(db: PgPool) {
+    let app = TestApp::new(db).await;
+    assert_eq!(
+        app.register("Ada@Example.com", PASSWORD, "Ada")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    for email in [
+        "Ada@Example.com",
+        "ada@example.com",
+        "ADA@EXAMPLE.COM",
+        "  ada@example.com  ",
+    ] {
+        let problem = app
+            .register(email, PASSWORD, "Ada")
+            .await
+            .problem(StatusCode::CONFLICT);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("already exists"),
+            "{problem}"
+        );
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn malformed_and_ill_typed_bodies_are_problems_not_500s(db: PgPool) {
+    let app = TestApp::new(db).await;
+    // Malformed JSON -> 400.
+    for body in ["{", "not json", "{\"email\": }", ""] {
+        app.post_raw("/api/v1/auth/register", body, None)
+            .await
+            .problem(StatusCode::BAD_REQUEST);
+        app.post_raw("/api/v1/auth/login", body, None)
+            .await
+            .problem(StatusCode::BAD_REQUEST);
+    }
+    // Wrong types or missing fields -> 422.
+    for body in [
+        json!({"email": 42, "password": PASSWORD, "name": "x"}),
+        json!({"email": "a@example.com", "password": PASSWORD}),
+        json!([]),
+        json!(null),
+        json!({"email": "a@example.com", "password": ["x"], "name": "x"}),
+    ] {
+        app.post("/api/v1/auth/register", &body, None)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    app.post("/api/v1/auth/refresh", &json!({"refresh_token": 1}), None)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    // Not JSON at all -> 415.
+    let response = app
+        .request(
+            api_tests::Function::Auth,
+            http::Method::POST,
+            "/api/v1/auth/login",
+            &[("content-type", "text/plain")],
+            Some("email=a"),
+        )
+        .await;
+    response.problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Huge body -> 413.
+    let huge = json!({"email": "a@example.com", "password": "x".repeat(70_000), "name": "x"});
+    app.post("/api/v1/auth/register", &huge, None)
+        .await
+        .problem(StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn invalid_fields_are_listed_in_a_422(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let problem = app
+        .register("not-an-email", "short", "   ")
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "password", "name"], "{problem}");
+    for error in problem["errors"].as_array().unwrap() {
+        assert!(
+            error["code"].is_string() && error["message"].is_string(),
+            "{error}"
+        );
+    }
+    let long = "p".repeat(129);
+    app.register("a@example.com", &long, "A")
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn unknown_email_and_wrong_password_look_the_same(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    let wrong_password = app.login("ada@example.com", "wrong password!!").await;
+    let unknown_email = app.login("nobody@example.com", PASSWORD).await;
+    let a = wrong_password.problem(StatusCode::UNAUTHORIZED);
+    let b = unknown_email.problem(StatusCode::UNAUTHORIZED);
+    assert_eq!(a["detail"], b["detail"]);
+    assert_eq!(a["title"], b["title"]);
+    // Garbage emails are refused the same way, not with a validation error.
+    let c = app
+        .login("' OR 1=1 --", PASSWORD)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    assert_eq!(a["detail"], c["detail"]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn refresh_with_unknown_or_garbage_tokens_is_401(db: PgPool) {
+    let app = TestApp::new(db).await;
+    for token in ["", "garbage", "' OR '1'='1", &"x".repeat(5000)] {
+        app.refresh(token).await.problem(StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_response_carries_a_request_id(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ok = app.register("ada@example.com", PASSWORD, "Ada").await;
+    assert!(ok.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    let problem_response = app.post_raw("/api/v1/auth/login", "{", None).await;
+    let id = problem_response.header("x-request-id").unwrap().to_owned();
+    let problem = problem_response.problem(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        problem["request_id"],
+        id.as_str(),
+        "the problem quotes the same id"
+    );
+}

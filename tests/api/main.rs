@@ -1,0 +1,16 @@
+//! Black-box tests of every function, through real Lambda event JSON.
+//!
+//! Each `#[sqlx::test]` gets a fresh, migrated database; each `TestApp` a fresh queue
+//! on the SQS emulator. See `support/lib.rs` for how requests reach the functions.
+
+// Tests state their expectations with unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod e2e;
+mod events;
+mod notifications;
+mod outbox;
+mod platform;
+mod tokens;
+mod worker;

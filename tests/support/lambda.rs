@@ -1,0 +1,159 @@
+//! Lambda events in, Lambda responses out, through the runtime crates' own code.
+
+use aws_lambda_events::event::{eventbridge::EventBridgeEvent, sqs::SqsEvent};
+use axum::Router;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use lambda_http::request::LambdaRequest;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Map, Value, json};
+use shared::queue::Publisher;
+use sqlx::PgPool;
+use tower::{Service, ServiceExt};
+
+/// A function's answer, decoded from the Lambda response JSON.
+#[derive(Debug)]
+pub struct Response {
+    /// `statusCode`.
+    pub status: StatusCode,
+    /// `headers` (and `multiValueHeaders`).
+    pub headers: HeaderMap,
+    /// `body`, base64-decoded when `isBase64Encoded`.
+    pub body: Vec<u8>,
+}
+
+/// An API Gateway HTTP API (payload format 2.0) event for a request.
+pub fn api_gateway_event(
+    method: Method,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Value {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut header_map = Map::new();
+    header_map.insert("user-agent".into(), json!("api-tests"));
+    header_map.insert("host".into(), json!("api.example.com"));
+    for (name, value) in headers {
+        header_map.insert(name.to_ascii_lowercase(), json!(value));
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {
+                "method": method.as_str(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "api-tests"
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "22/Nov/2026:00:00:00 +0000",
+            "timeEpoch": 1_795_305_600_000_i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+fn context() -> Context {
+    let mut context = Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test".into();
+    context
+}
+
+/// Runs an HTTP event through `lambda_http`'s adapter into `router`, and decodes the
+/// Lambda response it produces.
+pub async fn invoke_http(router: Router, event: Value) -> Response {
+    // The same deserialisation the runtime applies to the invocation body.
+    let request: LambdaRequest =
+        serde_json::from_value(event).expect("the event is a valid API Gateway event");
+    let mut adapter = lambda_http::Adapter::from(router);
+    let response = adapter
+        .ready()
+        .await
+        .expect("router is always ready")
+        .call(LambdaEvent::new(request, context()))
+        .await
+        .expect("router is infallible");
+    decode_response(serde_json::to_value(response).expect("Lambda response serialises"))
+}
+
+fn decode_response(json: Value) -> Response {
+    let status = StatusCode::from_u16(json["statusCode"].as_u64().expect("statusCode") as u16)
+        .expect("valid status");
+    let mut headers = HeaderMap::new();
+    if let Some(map) = json["headers"].as_object() {
+        for (name, value) in map {
+            if let (Ok(n), Some(v)) = (HeaderName::try_from(name.as_str()), value.as_str()) {
+                headers.append(n, HeaderValue::from_str(v).expect("valid header"));
+            }
+        }
+    }
+    if let Some(cookies) = json["cookies"].as_array() {
+        for cookie in cookies.iter().filter_map(Value::as_str) {
+            headers.append(
+                http::header::SET_COOKIE,
+                HeaderValue::from_str(cookie).expect("valid cookie"),
+            );
+        }
+    }
+    let body = match json["body"].as_str() {
+        None => Vec::new(),
+        Some(text) if json["isBase64Encoded"].as_bool() == Some(true) => {
+            STANDARD.decode(text).expect("base64 body")
+        }
+        Some(text) => text.as_bytes().to_vec(),
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Runs an SQS event (JSON) through the worker's Lambda handler; returns its response JSON.
+pub async fn invoke_worker(db: &PgPool, event: Value) -> Value {
+    let event: SqsEvent = serde_json::from_value(event).expect("a valid SQS event");
+    let response = notify_worker::handle(db, LambdaEvent::new(event, context()))
+        .await
+        .expect("the worker reports failures per record, never as an error");
+    serde_json::to_value(response).expect("response serialises")
+}
+
+/// Runs a scheduled EventBridge event (JSON) through the outbox relay's handler.
+pub async fn invoke_relay(db: &PgPool, publisher: &Publisher, event: Value) -> Value {
+    let event: EventBridgeEvent = serde_json::from_value(event).expect("a valid EventBridge event");
+    let report = outbox_relay::handle(db, publisher, LambdaEvent::new(event, context()))
+        .await
+        .expect("the sweep succeeds");
+    serde_json::to_value(report).expect("report serialises")
+}
+
+/// A scheduled event like the one EventBridge sends every minute.
+pub fn schedule_event() -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-22T00:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/outbox-relay"],
+        "detail": {}
+    })
+}
