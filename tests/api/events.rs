@@ -1,1 +1,176 @@
-//! TODO
+//! Every sample event in `events/` runs through its function's real Lambda code path,
+//! with the answer a deployed function would give.
+
+use std::path::{Path, PathBuf};
+
+use api_tests::{
+    Function, PASSWORD, TestApp,
+    lambda::{invoke_http, invoke_relay, invoke_worker},
+};
+use http::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn all_samples() -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in std::fs::read_dir(events_dir()).unwrap() {
+        let dir = dir.unwrap();
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let name = file.unwrap().file_name().into_string().unwrap();
+            found.push(format!(
+                "{}/{}",
+                dir.file_name().into_string().unwrap(),
+                name
+            ));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn load(sample: &str) -> String {
+    std::fs::read_to_string(events_dir().join(sample)).unwrap()
+}
+
+/// The HTTP samples and the status each must produce.
+const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
+    ("auth/register.json", Function::Auth, StatusCode::CREATED),
+    (
+        "auth/register-malformed.json",
+        Function::Auth,
+        StatusCode::BAD_REQUEST,
+    ),
+    ("auth/login.json", Function::Auth, StatusCode::OK),
+    ("auth/me.json", Function::Auth, StatusCode::OK),
+    ("auth/refresh.json", Function::Auth, StatusCode::OK),
+    (
+        "notifications/list.json",
+        Function::Notifications,
+        StatusCode::OK,
+    ),
+    // The sample's id belongs to nobody here.
+    (
+        "notifications/mark-read.json",
+        Function::Notifications,
+        StatusCode::NOT_FOUND,
+    ),
+    ("platform/health.json", Function::Platform, StatusCode::OK),
+    ("platform/openapi.json", Function::Platform, StatusCode::OK),
+    (
+        "platform/docs.json",
+        Function::Platform,
+        StatusCode::SEE_OTHER,
+    ),
+    // Last: it ends the session the others use.
+    ("auth/logout.json", Function::Auth, StatusCode::NO_CONTENT),
+];
+
+const OTHER_SAMPLES: &[&str] = &[
+    "notify-worker/batch.json",
+    "notify-worker/single.json",
+    "outbox-relay/schedule.json",
+    "migrate/invoke.json",
+];
+
+#[test]
+fn every_sample_is_exercised() {
+    let mut covered: Vec<String> = HTTP_SAMPLES
+        .iter()
+        .map(|(s, ..)| (*s).to_owned())
+        .chain(OTHER_SAMPLES.iter().map(|s| (*s).to_owned()))
+        .collect();
+    covered.sort();
+    assert_eq!(all_samples(), covered, "add new samples to events.rs");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn http_samples_get_the_expected_answers(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let mut tokens: Option<api_tests::Tokens> = None;
+    for (sample, function, expected) in HTTP_SAMPLES {
+        let mut text = load(sample);
+        if let Some(t) = &tokens {
+            text = text
+                .replace("REPLACE_WITH_ACCESS_TOKEN", &t.access_token)
+                .replace("REPLACE_WITH_REFRESH_TOKEN", &t.refresh_token);
+        }
+        let event: Value = serde_json::from_str(&text).unwrap();
+        let response = invoke_http(app.router(*function), event).await;
+        assert_eq!(response.status, *expected, "{sample}: {}", response.text());
+        assert!(response.header("x-request-id").is_some(), "{sample}");
+        match *sample {
+            // The samples log in as the user the register sample creates.
+            "auth/register.json" => {
+                let body: Value = serde_json::from_str(&text).unwrap();
+                let request: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
+                assert_eq!(
+                    request["password"], PASSWORD,
+                    "samples use the shared test password"
+                );
+            }
+            "auth/login.json" | "auth/refresh.json" => tokens = Some(response.json()),
+            "auth/register-malformed.json" => {
+                response.problem(StatusCode::BAD_REQUEST);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn worker_samples_report_only_the_malformed_record(db: PgPool) {
+    let batch: Value = serde_json::from_str(&load("notify-worker/batch.json")).unwrap();
+    let malformed: Vec<&str> = batch["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| serde_json::from_str::<Value>(r["body"].as_str().unwrap()).is_err())
+        .map(|r| r["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(malformed.len(), 1, "the sample has one malformed record");
+    let response = invoke_worker(&db, batch.clone()).await;
+    assert_eq!(
+        response["batchItemFailures"][0]["itemIdentifier"],
+        malformed[0]
+    );
+    assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 1);
+
+    let single: Value = serde_json::from_str(&load("notify-worker/single.json")).unwrap();
+    let response = invoke_worker(&db, single).await;
+    assert_eq!(response["batchItemFailures"], Value::Array(vec![]));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn relay_sample_runs_a_sweep(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let event: Value = serde_json::from_str(&load("outbox-relay/schedule.json")).unwrap();
+    let report = invoke_relay(&app.db, &app.queue.publisher(), event).await;
+    assert_eq!(report["sent"], 0);
+    assert_eq!(report["failed"], 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_applies_everything_once(db: PgPool) {
+    let sample: Value = serde_json::from_str(&load("migrate/invoke.json")).unwrap();
+    let invoke = || async {
+        let event =
+            lambda_runtime::LambdaEvent::new(sample.clone(), lambda_runtime::Context::default());
+        migrate::handle(&db, event).await.unwrap()
+    };
+    let first = invoke().await;
+    let expected = migrate::MIGRATOR.iter().count();
+    assert_eq!(first.applied.len(), expected);
+    assert!(expected >= 2);
+    let second = invoke().await;
+    assert!(second.applied.is_empty());
+    assert_eq!(first.current, second.current);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}

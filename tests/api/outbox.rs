@@ -1,1 +1,85 @@
-//! TODO
+//! The outbox: nothing is lost when the queue is unreachable.
+
+use api_tests::{
+    PASSWORD, TestApp,
+    lambda::{invoke_relay, schedule_event},
+    sqs::{Queue, unreachable_publisher},
+};
+use http::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+
+async fn pending(db: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn registration_survives_an_unreachable_queue_and_the_sweep_delivers_later(db: PgPool) {
+    let queue = Queue::create().await;
+    let app = TestApp::with_publisher(db, queue, unreachable_publisher());
+
+    // The queue is down: registration still succeeds, and the message waits in the outbox.
+    let registered = app.register("ada@example.com", PASSWORD, "Ada").await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text()
+    );
+    assert_eq!(pending(&app.db).await, 1);
+    assert_eq!(app.run_worker().await, 0, "nothing reached the queue");
+
+    // A sweep while the queue is still down keeps it pending.
+    let report = invoke_relay(&app.db, &unreachable_publisher(), schedule_event()).await;
+    assert_eq!(report["sent"], 0);
+    assert_eq!(report["failed"], 1);
+    assert_eq!(pending(&app.db).await, 1);
+
+    // The queue is back: the next scheduled sweep relays it, the worker delivers it.
+    let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
+    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(pending(&app.db).await, 0);
+    assert_eq!(app.run_worker().await, 1);
+
+    let tokens: api_tests::Tokens = app.login("ada@example.com", PASSWORD).await.json();
+    let inbox: Value = app
+        .get("/api/v1/notifications", Some(&tokens.access_token))
+        .await
+        .json();
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1, "{inbox}");
+    assert_eq!(inbox["items"][0]["kind"], "welcome");
+
+    // Sweeping again sends nothing twice.
+    let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
+    assert_eq!(report["sent"], 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn relayed_messages_are_not_swept_again(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    assert_eq!(pending(&app.db).await, 0, "relayed right after commit");
+    let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
+    assert_eq!(report["sent"], 0);
+    assert_eq!(app.run_worker().await, 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_failed_registration_leaves_no_message(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    app.run_worker().await;
+    // The duplicate is refused, and its transaction (user + outbox row) rolled back whole.
+    app.register("ada@example.com", PASSWORD, "Ada")
+        .await
+        .problem(StatusCode::CONFLICT);
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(outbox, 1);
+    assert_eq!(app.run_worker().await, 0);
+}

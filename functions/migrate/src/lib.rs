@@ -5,7 +5,9 @@
 //! hand to another client between statements. Outside Lambda the binary runs once and
 //! exits, so `cargo run -p migrate` migrates a local database.
 
+use lambda_runtime::LambdaEvent;
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::{PgPool, migrate::Migrator};
 
 /// The migrations, embedded at compile time.
@@ -18,6 +20,17 @@ pub struct Report {
     pub applied: Vec<i64>,
     /// The latest version now in the database.
     pub current: Option<i64>,
+}
+
+/// Handles one invocation (the event's content is ignored: `{}` will do).
+pub async fn handle(
+    db: &PgPool,
+    event: LambdaEvent<Value>,
+) -> Result<Report, lambda_runtime::Error> {
+    tracing::debug!(request_id = %event.context.request_id, "migrate invoked");
+    let report = run(db).await?;
+    tracing::info!(?report, "migrations applied");
+    Ok(report)
 }
 
 /// Applies every pending migration.

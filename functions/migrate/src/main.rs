@@ -16,10 +16,8 @@ async fn main() -> Result<(), shared::BoxError> {
         tracing::info!(?report, "migrations applied");
         return Ok(());
     }
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async {
-        let report = migrate::run(&pool).await?;
-        tracing::info!(?report, "migrations applied");
-        Ok::<_, shared::BoxError>(report)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        migrate::handle(&pool, event)
     }))
     .await
 }

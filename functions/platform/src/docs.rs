@@ -1,6 +1,11 @@
 //! The OpenAPI document of every HTTP function, and the pages that render it.
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::Request,
+    middleware::{self, Next},
+    response::{IntoResponse, Redirect, Response},
+};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -51,4 +56,15 @@ pub fn router() -> Router {
     Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc.clone()))
         .merge(Redoc::with_url("/redoc", doc))
+        .layer(middleware::from_fn(docs_entry))
+}
+
+/// Swagger UI's own `/docs` redirects to `/docs/`, a path API Gateway's `/docs/{proxy+}`
+/// route may not match (a greedy variable wants a non-empty rest). Send people straight
+/// to `/docs/index.html` instead, which it matches and which Swagger UI serves.
+async fn docs_entry(request: Request, next: Next) -> Response {
+    if request.uri().path() == "/docs" {
+        return Redirect::to("/docs/index.html").into_response();
+    }
+    next.run(request).await
 }
