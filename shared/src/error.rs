@@ -169,7 +169,9 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(err) => tracing::error!(error = ?err, "request failed"),
             Self::Unavailable(_) => tracing::warn!(error = %self, "dependency unavailable"),
-            _ => tracing::debug!(error = %self, "request refused"),
+            // Client errors may quote the client's input (serde messages do): log the
+            // status only, so a mistyped password never reaches the logs.
+            _ => tracing::debug!(status = self.status().as_u16(), "request refused"),
         }
         let status = self.status();
         let mut response = (status, Json(self.problem())).into_response();

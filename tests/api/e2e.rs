@@ -110,10 +110,10 @@ fn start_watch(cargo_lambda: &str, port: u16, db_url: &str, queue_url: &str) -> 
 async fn wait_until_served(http: &reqwest::Client, watch: &Watch, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20 * 60);
     loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status() == StatusCode::OK {
-                return;
-            }
+        if let Ok(r) = http.get(url).send().await
+            && r.status() == StatusCode::OK
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,
