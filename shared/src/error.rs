@@ -84,6 +84,9 @@ pub enum ApiError {
     /// The request conflicts with current state (duplicate email).
     #[error("{0}")]
     Conflict(String),
+    /// A conditional request's precondition (`If-Match`) does not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The body is larger than this API accepts.
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -119,6 +122,7 @@ impl ApiError {
             Self::NotFound(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,9 +1,12 @@
 //! Keyset pagination: a page size, an opaque cursor, and the `{items, next_cursor}` page.
 //!
 //! A cursor is the sort key of the last item served, base64url-encoded JSON. It is
-//! opaque to clients; a cursor that does not decode is a 400, never a 500.
+//! opaque to clients; a cursor that does not decode is a 400, never a 500. Where a
+//! cursor steers a query the client could not otherwise write (a sort key, a filter
+//! fingerprint), [`CursorSigner`] makes it tamper-evident with an HMAC.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -23,6 +26,12 @@ pub struct Page<T> {
 /// How many items a page holds: 1 to 100, default 20.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageSize(u16);
+
+impl Default for PageSize {
+    fn default() -> Self {
+        Self(Self::DEFAULT)
+    }
+}
 
 impl PageSize {
     /// Default when the client does not say.
@@ -69,6 +78,53 @@ pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
     serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
+type HmacSha256 = Hmac<sha2::Sha256>;
+
+/// Signs cursors so that an edited one is refused (400) instead of steering a query.
+pub struct CursorSigner {
+    key: Vec<u8>,
+}
+
+impl CursorSigner {
+    /// A signer whose key is derived from a secret and a purpose label, so one
+    /// configured secret yields independent keys for independent uses.
+    pub fn derived_from(secret: &[u8], purpose: &str) -> Self {
+        #[allow(clippy::expect_used)] // HMAC accepts keys of any length
+        let mut mac = HmacSha256::new_from_slice(secret).expect("any key length");
+        mac.update(purpose.as_bytes());
+        Self {
+            key: mac.finalize().into_bytes().to_vec(),
+        }
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        #[allow(clippy::expect_used)]
+        HmacSha256::new_from_slice(&self.key).expect("any key length")
+    }
+
+    /// Encodes `key` as `<payload>.<signature>`, both base64url.
+    pub fn sign<K: Serialize>(&self, key: &K) -> String {
+        let payload = encode_cursor(key);
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{payload}.{signature}")
+    }
+
+    /// Checks the signature (in constant time) and decodes the key.
+    pub fn verify<K: DeserializeOwned>(&self, cursor: &str) -> Result<K, ApiError> {
+        let bad = || ApiError::BadRequest("the cursor is invalid; start again without it".into());
+        let (payload, signature) = cursor.split_once('.').ok_or_else(bad)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature.as_bytes())
+            .map_err(|_| bad())?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| bad())?;
+        decode_cursor(payload)
+    }
+}
+
 /// The most common key: newest first on `(created_at, id)`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CreatedKey {
@@ -80,10 +136,15 @@ pub struct CreatedKey {
 }
 
 /// Splits a `limit + 1` fetch into a page, building the cursor from the last item kept.
-pub fn page<T, K: Serialize>(mut rows: Vec<T>, size: PageSize, key: impl Fn(&T) -> K) -> Page<T> {
+pub fn page<T, K: Serialize>(rows: Vec<T>, size: PageSize, key: impl Fn(&T) -> K) -> Page<T> {
+    page_with(rows, size, |last| encode_cursor(&key(last)))
+}
+
+/// Like [`page`], with the cursor made by `cursor` (e.g. a signed one).
+pub fn page_with<T>(mut rows: Vec<T>, size: PageSize, cursor: impl Fn(&T) -> String) -> Page<T> {
     let next_cursor = if rows.len() > size.get() {
         rows.truncate(size.get());
-        rows.last().map(|last| encode_cursor(&key(last)))
+        rows.last().map(cursor)
     } else {
         None
     };
@@ -116,6 +177,23 @@ mod tests {
         assert_eq!(decode_cursor::<CreatedKey>(&c).unwrap(), key);
         for bad in ["", "!!!", "e30", "bm90IGpzb24", "' OR 1=1 --"] {
             assert!(decode_cursor::<CreatedKey>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signed_cursors_refuse_edits_and_other_keys() {
+        let signer = CursorSigner::derived_from(b"secret", "test");
+        let cursor = signer.sign(&42_i64);
+        assert_eq!(signer.verify::<i64>(&cursor).unwrap(), 42);
+        // An edited payload with the old signature.
+        let (_, sig) = cursor.split_once('.').unwrap();
+        let forged = format!("{}.{sig}", encode_cursor(&43_i64));
+        assert!(signer.verify::<i64>(&forged).is_err());
+        // A cursor signed for another purpose.
+        let other = CursorSigner::derived_from(b"secret", "other").sign(&42_i64);
+        assert!(signer.verify::<i64>(&other).is_err());
+        for bad in ["", ".", "abc", "abc.def", &format!("{cursor}x")] {
+            assert!(signer.verify::<i64>(bad).is_err(), "{bad}");
         }
     }
 

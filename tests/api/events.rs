@@ -36,6 +36,9 @@ fn load(sample: &str) -> String {
     std::fs::read_to_string(events_dir().join(sample)).unwrap()
 }
 
+/// The task id the task samples use; replaced by the id the create sample gets.
+const SAMPLE_TASK_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000aa";
+
 /// The HTTP samples and the status each must produce.
 const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
     ("auth/register.json", Function::Auth, StatusCode::CREATED),
@@ -65,6 +68,13 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
         Function::Platform,
         StatusCode::SEE_OTHER,
     ),
+    ("tasks/create.json", Function::Tasks, StatusCode::CREATED),
+    ("tasks/list.json", Function::Tasks, StatusCode::OK),
+    ("tasks/get.json", Function::Tasks, StatusCode::OK),
+    // The sample's If-Match is version 1, the version the create sample made.
+    ("tasks/update.json", Function::Tasks, StatusCode::OK),
+    // If-Match "2": the version the update sample made.
+    ("tasks/delete.json", Function::Tasks, StatusCode::NO_CONTENT),
     // Last: it ends the session the others use.
     ("auth/logout.json", Function::Auth, StatusCode::NO_CONTENT),
 ];
@@ -91,12 +101,16 @@ fn every_sample_is_exercised() {
 async fn http_samples_get_the_expected_answers(db: PgPool) {
     let app = TestApp::new(db).await;
     let mut tokens: Option<api_tests::Tokens> = None;
+    let mut task_id: Option<String> = None;
     for (sample, function, expected) in HTTP_SAMPLES {
         let mut text = load(sample);
         if let Some(t) = &tokens {
             text = text
                 .replace("REPLACE_WITH_ACCESS_TOKEN", &t.access_token)
                 .replace("REPLACE_WITH_REFRESH_TOKEN", &t.refresh_token);
+        }
+        if let Some(id) = &task_id {
+            text = text.replace(SAMPLE_TASK_ID, id);
         }
         let event: Value = serde_json::from_str(&text).unwrap();
         let response = invoke_http(app.router(*function), event).await;
@@ -113,6 +127,10 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
                 );
             }
             "auth/login.json" | "auth/refresh.json" => tokens = Some(response.json()),
+            "tasks/create.json" => {
+                let task: Value = response.json();
+                task_id = Some(task["id"].as_str().unwrap().to_owned());
+            }
             "auth/register-malformed.json" => {
                 response.problem(StatusCode::BAD_REQUEST);
             }

@@ -12,5 +12,7 @@ mod events;
 mod notifications;
 mod outbox;
 mod platform;
+mod task_plans;
+mod tasks;
 mod tokens;
 mod worker;

@@ -124,20 +124,25 @@ fn local_router_routes() -> BTreeSet<(String, String)> {
         .split("[workspace.metadata.lambda.watch.router]")
         .nth(1)
         .unwrap();
-    section
-        .lines()
-        .take_while(|l| !l.starts_with('['))
-        .filter_map(|l| {
-            let (path, rest) = l.split_once(" = ")?;
-            let method = rest.split("method = \"").nth(1)?.split('"').next()?;
-            let path = path.trim_matches('"').replace("{*", "{");
-            let path = match path.strip_suffix("proxy}") {
-                Some(prefix) => format!("{prefix}proxy+}}"),
-                None => path,
-            };
-            Some((method.to_owned(), path))
-        })
-        .collect()
+    let mut routes = BTreeSet::new();
+    for line in section.lines().take_while(|l| !l.starts_with('[')) {
+        let Some((path, rest)) = line.split_once(" = ") else {
+            continue;
+        };
+        let path = path.trim_matches('"').replace("{*", "{");
+        let path = match path.strip_suffix("proxy}") {
+            Some(prefix) => format!("{prefix}proxy+}}"),
+            None => path,
+        };
+        for method in rest
+            .split("method = \"")
+            .skip(1)
+            .filter_map(|m| m.split('"').next())
+        {
+            routes.insert((method.to_owned(), path.clone()));
+        }
+    }
+    routes
 }
 
 /// `(METHOD, /path)` pairs of the OpenAPI document.

@@ -50,6 +50,8 @@ pub enum Function {
     Notifications,
     /// `functions/platform`.
     Platform,
+    /// `functions/tasks`.
+    Tasks,
 }
 
 /// Every HTTP function wired to one test database and one fresh queue.
@@ -61,6 +63,7 @@ pub struct TestApp {
     auth: Router,
     notifications: Router,
     platform: Router,
+    tasks: Router,
 }
 
 impl TestApp {
@@ -85,6 +88,7 @@ impl TestApp {
                 &config,
             ))),
             platform: shared::http::app(platform::router(db.clone())),
+            tasks: shared::http::app(tasks::router(tasks::AppState::new(db.clone(), &config))),
             db,
             queue,
         }
@@ -96,6 +100,7 @@ impl TestApp {
             Function::Auth => self.auth.clone(),
             Function::Notifications => self.notifications.clone(),
             Function::Platform => self.platform.clone(),
+            Function::Tasks => self.tasks.clone(),
         }
     }
 
@@ -118,6 +123,8 @@ impl TestApp {
             Function::Auth
         } else if path.starts_with("/api/v1/notifications") {
             Function::Notifications
+        } else if path.starts_with("/api/v1/tasks") {
+            Function::Tasks
         } else {
             Function::Platform
         }

@@ -47,6 +47,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = PlatformDoc::openapi();
     doc.merge(auth::ApiDoc::openapi());
     doc.merge(notifications::ApiDoc::openapi());
+    doc.merge(tasks::ApiDoc::openapi());
     doc
 }
 

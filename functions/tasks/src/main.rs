@@ -1,0 +1,14 @@
+//! Lambda entry point of the `tasks` function: wiring only.
+
+use shared::{
+    config::{DatabaseConfig, TokenConfig},
+    db, http, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), shared::BoxError> {
+    telemetry::init();
+    let db = db::pool(&DatabaseConfig::from_env()?)?;
+    let state = tasks::AppState::new(db, &TokenConfig::from_env()?);
+    http::serve(tasks::router(state)).await
+}
