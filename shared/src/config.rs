@@ -186,3 +186,43 @@ impl QueueConfig {
         })
     }
 }
+
+/// Where uploads live and how long signed URLs last.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// The uploads bucket.
+    pub bucket: String,
+    /// Lifetime of a presigned upload URL (at most 15 minutes).
+    pub upload_url_ttl: Duration,
+    /// Lifetime of a presigned download URL.
+    pub download_url_ttl: Duration,
+    /// Address the bucket path-style (`host/bucket/key`), as local emulators need.
+    pub force_path_style: bool,
+}
+
+impl StorageConfig {
+    /// Loads `UPLOADS_BUCKET`, `UPLOAD_URL_TTL_SECONDS` (default 600, at most 900),
+    /// `DOWNLOAD_URL_TTL_SECONDS` (default 300) and `S3_FORCE_PATH_STYLE` (default false).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let upload: u64 = parse_or("UPLOAD_URL_TTL_SECONDS", 600)?;
+        if !(1..=900).contains(&upload) {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_URL_TTL_SECONDS",
+                reason: "must be between 1 and 900".into(),
+            });
+        }
+        let download: u64 = parse_or("DOWNLOAD_URL_TTL_SECONDS", 300)?;
+        if !(1..=3600).contains(&download) {
+            return Err(ConfigError::Invalid {
+                name: "DOWNLOAD_URL_TTL_SECONDS",
+                reason: "must be between 1 and 3600".into(),
+            });
+        }
+        Ok(Self {
+            bucket: required("UPLOADS_BUCKET")?,
+            upload_url_ttl: Duration::from_secs(upload),
+            download_url_ttl: Duration::from_secs(download),
+            force_path_style: parse_or("S3_FORCE_PATH_STYLE", false)?,
+        })
+    }
+}

@@ -84,6 +84,9 @@ pub enum ApiError {
     /// The request conflicts with current state (duplicate email).
     #[error("{0}")]
     Conflict(String),
+    /// The resource existed but is gone for good.
+    #[error("{0}")]
+    Gone(String),
     /// A conditional request's precondition (`If-Match`) does not hold.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -122,6 +125,7 @@ impl ApiError {
             Self::NotFound(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -11,10 +11,12 @@
 //! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
 //! - [`identity`], [`tokens`], [`password`]: users, roles, tokens and hashing;
 //! - [`pagination`]: page sizes, cursors and `{items, next_cursor}` pages;
-//! - [`messages`], [`outbox`], [`queue`]: queue contracts, the transactional outbox and
-//!   the SQS publisher.
+//! - [`messages`], [`outbox`], [`aws`]: queue contracts, the transactional outbox, the
+//!   SQS publisher and the S3 client;
+//! - [`uploads`]: upload purposes, their limits, object keys and file-type sniffing.
 
 pub mod auth;
+pub mod aws;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -25,9 +27,9 @@ pub mod messages;
 pub mod outbox;
 pub mod pagination;
 pub mod password;
-pub mod queue;
 pub mod telemetry;
 pub mod tokens;
+pub mod uploads;
 
 /// The error type Lambda entry points return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

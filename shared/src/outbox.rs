@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::queue::Publisher;
+use crate::aws::Publisher;
 
 /// A message written to the outbox, ready to relay.
 #[derive(Debug, Clone)]

@@ -38,6 +38,8 @@ fn load(sample: &str) -> String {
 
 /// The task id the task samples use; replaced by the id the create sample gets.
 const SAMPLE_TASK_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000aa";
+/// Likewise for the upload samples.
+const SAMPLE_UPLOAD_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000bb";
 
 /// The HTTP samples and the status each must produce.
 const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
@@ -75,11 +77,30 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
     ("tasks/update.json", Function::Tasks, StatusCode::OK),
     // If-Match "2": the version the update sample made.
     ("tasks/delete.json", Function::Tasks, StatusCode::NO_CONTENT),
+    (
+        "uploads/create.json",
+        Function::Uploads,
+        StatusCode::CREATED,
+    ),
+    ("uploads/show.json", Function::Uploads, StatusCode::OK),
+    // Nothing was uploaded: the file is not ready.
+    (
+        "uploads/download.json",
+        Function::Uploads,
+        StatusCode::CONFLICT,
+    ),
+    (
+        "uploads/delete.json",
+        Function::Uploads,
+        StatusCode::NO_CONTENT,
+    ),
     // Last: it ends the session the others use.
     ("auth/logout.json", Function::Auth, StatusCode::NO_CONTENT),
 ];
 
 const OTHER_SAMPLES: &[&str] = &[
+    "upload-processor/object-created.json",
+    "upload-processor/sweep.json",
     "notify-worker/batch.json",
     "notify-worker/single.json",
     "outbox-relay/schedule.json",
@@ -102,6 +123,7 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
     let app = TestApp::new(db).await;
     let mut tokens: Option<api_tests::Tokens> = None;
     let mut task_id: Option<String> = None;
+    let mut upload_id: Option<String> = None;
     for (sample, function, expected) in HTTP_SAMPLES {
         let mut text = load(sample);
         if let Some(t) = &tokens {
@@ -111,6 +133,9 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
         }
         if let Some(id) = &task_id {
             text = text.replace(SAMPLE_TASK_ID, id);
+        }
+        if let Some(id) = &upload_id {
+            text = text.replace(SAMPLE_UPLOAD_ID, id);
         }
         let event: Value = serde_json::from_str(&text).unwrap();
         let response = invoke_http(app.router(*function), event).await;
@@ -127,6 +152,10 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
                 );
             }
             "auth/login.json" | "auth/refresh.json" => tokens = Some(response.json()),
+            "uploads/create.json" => {
+                let ticket: Value = response.json();
+                upload_id = Some(ticket["id"].as_str().unwrap().to_owned());
+            }
             "tasks/create.json" => {
                 let task: Value = response.json();
                 task_id = Some(task["id"].as_str().unwrap().to_owned());
@@ -191,4 +220,21 @@ async fn migrate_applies_everything_once(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(users, 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn upload_processor_samples(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let processor = app.processor(api_tests::s3::moto_client(), "uploads");
+    let batch: Value = serde_json::from_str(&load("upload-processor/object-created.json")).unwrap();
+    let last = batch["Records"].as_array().unwrap().last().unwrap()["messageId"].clone();
+    // The test event and the keys nobody issued are skipped; only the poison record fails.
+    let report = api_tests::lambda::invoke_processor(&processor, batch).await;
+    assert_eq!(
+        report["batchItemFailures"],
+        serde_json::json!([{"itemIdentifier": last}])
+    );
+    let sweep: Value = serde_json::from_str(&load("upload-processor/sweep.json")).unwrap();
+    let report = api_tests::lambda::invoke_processor(&processor, sweep).await;
+    assert_eq!(report["expired"], 0);
 }

@@ -15,4 +15,5 @@ mod platform;
 mod task_plans;
 mod tasks;
 mod tokens;
+mod uploads;
 mod worker;

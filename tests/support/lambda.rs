@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use lambda_http::request::LambdaRequest;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Map, Value, json};
-use shared::queue::Publisher;
+use shared::aws::Publisher;
 use sqlx::PgPool;
 use tower::{Service, ServiceExt};
 
@@ -156,4 +156,70 @@ pub fn schedule_event() -> Value {
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/outbox-relay"],
         "detail": {}
     })
+}
+
+/// Runs an event (an SQS batch of S3 events, or a scheduled event) through the upload
+/// processor's Lambda handler.
+pub async fn invoke_processor(state: &upload_processor::State, event: Value) -> Value {
+    upload_processor::handle(state, LambdaEvent::new(event, context()))
+        .await
+        .expect("the processor reports failures per record")
+}
+
+/// The body S3 puts on the queue for one ObjectCreated:Put, with the key encoded as S3
+/// encodes it (form-URL-encoding: spaces as `+`).
+pub fn s3_put_event(bucket: &str, key: &str, size: u64) -> Value {
+    let encoded: String = url_form_encode(key);
+    json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T00:00:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "203.0.113.7"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "uploads",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": encoded, "size": size, "eTag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "0055AED6DCD90281E5"}
+        }
+    }]})
+}
+
+/// Form-URL-encodes like S3 event notifications: unreserved characters and `/` stay,
+/// space becomes `+`, everything else is percent-encoded as UTF-8.
+fn url_form_encode(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".into(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// An SQS batch whose records carry these bodies.
+pub fn sqs_batch(bodies: &[Value]) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            json!({
+                "messageId": format!("msg-{i}-{}", uuid::Uuid::new_v4().simple()),
+                "receiptHandle": "receipt",
+                "body": body.as_str().map(str::to_owned).unwrap_or_else(|| body.to_string()),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795305600000", "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1795305600001"},
+                "messageAttributes": {},
+                "md5OfBody": "00000000000000000000000000000000",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:upload-events",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
 }

@@ -11,6 +11,7 @@
 //! offers typed calls (`register`, `login`, `bearer`) so tests read like the API docs.
 
 pub mod lambda;
+pub mod s3;
 pub mod sqs;
 
 use std::time::Duration;
@@ -20,7 +21,7 @@ use http::{HeaderMap, Method, StatusCode};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use shared::{config::TokenConfig, queue::Publisher};
+use shared::{aws::Publisher, config::TokenConfig};
 use sqlx::PgPool;
 
 pub use lambda::Response;
@@ -52,6 +53,8 @@ pub enum Function {
     Platform,
     /// `functions/tasks`.
     Tasks,
+    /// `functions/uploads`.
+    Uploads,
 }
 
 /// Every HTTP function wired to one test database and one fresh queue.
@@ -64,6 +67,7 @@ pub struct TestApp {
     notifications: Router,
     platform: Router,
     tasks: Router,
+    uploads: Router,
 }
 
 impl TestApp {
@@ -89,8 +93,33 @@ impl TestApp {
             ))),
             platform: shared::http::app(platform::router(db.clone())),
             tasks: shared::http::app(tasks::router(tasks::AppState::new(db.clone(), &config))),
+            uploads: uploads_router(
+                &db,
+                s3::moto_client(),
+                s3::storage("uploads", Duration::from_secs(600)),
+            ),
             db,
             queue,
+        }
+    }
+
+    /// Points the uploads function at another S3 (e.g. the signing one) and settings.
+    pub fn with_storage(
+        mut self,
+        s3: aws_sdk_s3::Client,
+        storage: shared::config::StorageConfig,
+    ) -> Self {
+        self.uploads = uploads_router(&self.db, s3, storage);
+        self
+    }
+
+    /// The upload processor's state for `bucket` on `s3`, publishing to this app's queue.
+    pub fn processor(&self, s3: aws_sdk_s3::Client, bucket: &str) -> upload_processor::State {
+        upload_processor::State {
+            db: self.db.clone(),
+            s3,
+            publisher: self.queue.publisher(),
+            bucket: bucket.into(),
         }
     }
 
@@ -101,6 +130,7 @@ impl TestApp {
             Function::Notifications => self.notifications.clone(),
             Function::Platform => self.platform.clone(),
             Function::Tasks => self.tasks.clone(),
+            Function::Uploads => self.uploads.clone(),
         }
     }
 
@@ -125,6 +155,8 @@ impl TestApp {
             Function::Notifications
         } else if path.starts_with("/api/v1/tasks") {
             Function::Tasks
+        } else if path.starts_with("/api/v1/uploads") {
+            Function::Uploads
         } else {
             Function::Platform
         }
@@ -225,6 +257,20 @@ impl TestApp {
             handled += n;
         }
     }
+}
+
+fn uploads_router(
+    db: &PgPool,
+    s3: aws_sdk_s3::Client,
+    storage: shared::config::StorageConfig,
+) -> Router {
+    let state = uploads::AppState::new(
+        db.clone(),
+        &token_config(),
+        s3,
+        std::sync::Arc::new(storage),
+    );
+    shared::http::app(uploads::router(state))
 }
 
 /// The token pair from login or refresh.

@@ -8,7 +8,7 @@ use aws_sdk_sqs::{
     types::{MessageSystemAttributeName, QueueAttributeName},
 };
 use serde_json::{Value, json};
-use shared::queue::Publisher;
+use shared::aws::Publisher;
 
 /// Where the emulator listens: `AWS_ENDPOINT_URL`, as for the functions themselves.
 pub fn endpoint() -> String {

@@ -117,6 +117,8 @@ pub struct UserResponse {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// Where the user's avatar downloads from, once one is ready.
+    pub avatar_url: Option<String>,
     /// When the account was created (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -173,7 +175,7 @@ async fn insert_user(
         UserResponse,
         r#"INSERT INTO users (id, email, name, password_hash)
            VALUES ($1, $2, $3, $4)
-           RETURNING id AS "id: UserId", email, name, role AS "role: Role", created_at"#,
+           RETURNING id AS "id: UserId", email, name, role AS "role: Role", NULL::text AS avatar_url, created_at"#,
         UserId::new().0,
         email.as_str(),
         name,
@@ -198,7 +200,8 @@ async fn insert_user(
 pub async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<UserResponse>> {
     let found = sqlx::query_as!(
         UserResponse,
-        r#"SELECT id AS "id: UserId", email, name, role AS "role: Role", created_at
+        r#"SELECT id AS "id: UserId", email, name, role AS "role: Role",
+                  '/api/v1/uploads/' || avatar_upload_id || '/download' AS avatar_url, created_at
            FROM users WHERE id = $1"#,
         user.id.0,
     )

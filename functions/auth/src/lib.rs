@@ -18,7 +18,7 @@ use axum::{
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, config::TokenConfig, queue::Publisher, tokens::AccessTokens};
+use shared::{auth::AuthState, aws::Publisher, config::TokenConfig, tokens::AccessTokens};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 

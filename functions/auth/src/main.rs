@@ -1,10 +1,9 @@
 //! Lambda entry point of the `auth` function: wiring only.
 
 use shared::{
+    aws::Publisher,
     config::{DatabaseConfig, QueueConfig, TokenConfig},
-    db, http, password,
-    queue::Publisher,
-    telemetry,
+    db, http, password, telemetry,
 };
 
 #[tokio::main]

@@ -6,7 +6,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
-use shared::{outbox, queue::Publisher};
+use shared::{aws::Publisher, outbox};
 use sqlx::PgPool;
 
 /// The logical queue this relay serves.

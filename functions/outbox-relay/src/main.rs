@@ -2,10 +2,9 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::{
+    aws::Publisher,
     config::{DatabaseConfig, QueueConfig},
-    db,
-    queue::Publisher,
-    telemetry,
+    db, telemetry,
 };
 
 #[tokio::main]

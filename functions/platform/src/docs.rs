@@ -48,6 +48,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(auth::ApiDoc::openapi());
     doc.merge(notifications::ApiDoc::openapi());
     doc.merge(tasks::ApiDoc::openapi());
+    doc.merge(uploads::ApiDoc::openapi());
     doc
 }
 

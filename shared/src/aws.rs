@@ -1,4 +1,4 @@
-//! Publishing to SQS.
+//! AWS clients: the SQS publisher and the S3 client.
 //!
 //! The client is built once per cold start. Its timeouts are short: a request that
 //! relays its outbox messages must not hang on an unreachable queue (the sweep will
@@ -26,6 +26,14 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         )
         .load()
         .await
+}
+
+/// An S3 client with the shared SDK settings; path-style addressing when asked (emulators).
+pub async fn s3_client(force_path_style: bool) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(&aws_config().await)
+        .force_path_style(force_path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// Sends messages to one queue.

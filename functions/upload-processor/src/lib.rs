@@ -1,0 +1,139 @@
+//! The `upload-processor` function: checks every object that arrives in the uploads
+//! bucket and marks its upload `ready` or `rejected`; on a schedule, expires uploads
+//! that never arrived.
+//!
+//! The bucket notifies an SQS queue on `ObjectCreated`, and the queue drives this
+//! function (rather than S3 invoking it directly): failed records are retried per record
+//! and end in a dead-letter queue, bursts are smoothed, and local development can replay
+//! the same path (the emulator delivers bucket notifications to SQS).
+//!
+//! Layout: [`check`] handles one object (decode its key, find the upload, inspect the
+//! real object, decide, record, notify); [`sweep`] expires abandoned uploads.
+//! [`handle`] tells the two kinds of invocation apart.
+
+pub mod check;
+pub mod sweep;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::aws::Publisher;
+use sqlx::PgPool;
+
+/// What the handlers share; built once per cold start.
+pub struct State {
+    /// The database pool.
+    pub db: PgPool,
+    /// S3, to inspect and delete objects.
+    pub s3: aws_sdk_s3::Client,
+    /// Publishes "upload ready" notifications.
+    pub publisher: Publisher,
+    /// The uploads bucket; events for any other bucket are ignored.
+    pub bucket: String,
+}
+
+/// Why a record failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The message is not an S3 event; retrying cannot help (it ends in the DLQ).
+    #[error("poison message: {0}")]
+    Poison(String),
+    /// S3 or the database failed; a retry may succeed.
+    #[error("retryable failure: {0:#}")]
+    Retryable(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for RecordError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Retryable(err.into())
+    }
+}
+
+/// Handles an invocation: an SQS batch of S3 events, or the scheduled sweep.
+pub async fn handle(
+    state: &State,
+    event: LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    let payload = event.payload;
+    if payload.get("Records").is_some() {
+        let batch: SqsEvent = serde_json::from_value(payload)?;
+        Ok(serde_json::to_value(handle_batch(state, &batch).await)?)
+    } else if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+        Ok(serde_json::to_value(sweep::run(state).await?)?)
+    } else {
+        Err("unsupported event: expected an SQS batch or a scheduled event".into())
+    }
+}
+
+/// Handles an SQS batch; each failed record is reported on its own.
+pub async fn handle_batch(state: &State, batch: &SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in &batch.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        if let Err(err) = handle_record(state, record).await {
+            match &err {
+                RecordError::Poison(_) => {
+                    tracing::error!(%message_id, error = %err, "poison record")
+                }
+                RecordError::Retryable(_) => {
+                    tracing::warn!(%message_id, error = %err, "record will be retried")
+                }
+            }
+            response.add_failure(message_id);
+        }
+    }
+    response
+}
+
+async fn handle_record(state: &State, record: &SqsMessage) -> Result<(), RecordError> {
+    let body = record.body.as_deref().unwrap_or_default();
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| RecordError::Poison(e.to_string()))?;
+    // S3 sends this once when the notification is configured: nothing to do.
+    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(());
+    }
+    let event: S3Notification =
+        serde_json::from_value(value).map_err(|e| RecordError::Poison(e.to_string()))?;
+    for s3_record in &event.records {
+        let outcome =
+            check::process_object(state, &s3_record.s3.bucket.name, &s3_record.s3.object.key)
+                .await?;
+        tracing::info!(?outcome, event = %s3_record.event_name, "object handled");
+    }
+    Ok(())
+}
+
+/// The part of an S3 event notification this function reads. Deliberately lenient
+/// (unlike the full `aws_lambda_events` type): whatever else a producer includes or
+/// leaves out, a record needs only its bucket name and object key.
+#[derive(Debug, Deserialize)]
+struct S3Notification {
+    #[serde(rename = "Records")]
+    records: Vec<S3Record>,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Record {
+    #[serde(rename = "eventName", default)]
+    event_name: String,
+    s3: S3Entity,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Entity {
+    bucket: S3Bucket,
+    object: S3Object,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Bucket {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Object {
+    /// URL-encoded, spaces as `+`.
+    key: String,
+}

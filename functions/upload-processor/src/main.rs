@@ -1,0 +1,25 @@
+//! Lambda entry point of the `upload-processor` function: wiring only.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::{
+    aws::{self, Publisher},
+    config::{DatabaseConfig, QueueConfig, StorageConfig},
+    db, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), shared::BoxError> {
+    telemetry::init();
+    let storage = StorageConfig::from_env()?;
+    let state = upload_processor::State {
+        db: db::pool(&DatabaseConfig::from_env()?)?,
+        s3: aws::s3_client(storage.force_path_style).await,
+        publisher: Publisher::from_config(&QueueConfig::from_env()?).await,
+        bucket: storage.bucket,
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        upload_processor::handle(&state, event)
+    }))
+    .await
+}

@@ -1,0 +1,82 @@
+//! The `uploads` function: browsers upload files straight to S3 through presigned URLs;
+//! this function only signs, reports and removes. It never carries file bytes (Lambda's
+//! payload limit is 6 MB, and paying Lambda time to stream bytes is waste).
+//!
+//! Layout: [`signing`] validates an upload request (purpose, type, size), records it as
+//! pending and presigns a PUT that binds the content type and length, so S3 itself
+//! refuses anything else; [`files`] shows an upload, redirects to a short-lived
+//! presigned GET once it is ready, and deletes it. The `upload-processor` function
+//! checks each object that arrives and marks its upload ready or rejected.
+
+pub mod files;
+pub mod signing;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::FromRef,
+    routing::{get, post},
+};
+use shared::{auth::AuthState, config::StorageConfig, config::TokenConfig, tokens::AccessTokens};
+use sqlx::PgPool;
+use utoipa::OpenApi;
+
+/// Everything the handlers share; built once per cold start.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub db: PgPool,
+    /// Access-token verifier.
+    pub tokens: Arc<AccessTokens>,
+    /// S3 client (signs URLs locally; calls S3 only to delete).
+    pub s3: aws_sdk_s3::Client,
+    /// Bucket and URL lifetimes.
+    pub storage: Arc<StorageConfig>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        db: PgPool,
+        config: &TokenConfig,
+        s3: aws_sdk_s3::Client,
+        storage: Arc<StorageConfig>,
+    ) -> Self {
+        Self {
+            db,
+            tokens: Arc::new(AccessTokens::new(config)),
+            s3,
+            storage,
+        }
+    }
+}
+
+impl FromRef<AppState> for AuthState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            tokens: state.tokens.clone(),
+        }
+    }
+}
+
+/// The function's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/uploads", post(signing::create))
+        .route(
+            "/api/v1/uploads/{id}",
+            get(files::show).delete(files::remove),
+        )
+        .route("/api/v1/uploads/{id}/download", get(files::download))
+        .with_state(state)
+}
+
+/// The OpenAPI description of this function's routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(signing::create, files::show, files::download, files::remove),
+    tags((name = "uploads", description = "Direct-to-S3 uploads through presigned URLs"))
+)]
+pub struct ApiDoc;

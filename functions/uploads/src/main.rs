@@ -1,0 +1,19 @@
+//! Lambda entry point of the `uploads` function: wiring only.
+
+use std::sync::Arc;
+
+use shared::{
+    aws,
+    config::{DatabaseConfig, StorageConfig, TokenConfig},
+    db, http, telemetry,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), shared::BoxError> {
+    telemetry::init();
+    let db = db::pool(&DatabaseConfig::from_env()?)?;
+    let storage = StorageConfig::from_env()?;
+    let s3 = aws::s3_client(storage.force_path_style).await;
+    let state = uploads::AppState::new(db, &TokenConfig::from_env()?, s3, Arc::new(storage));
+    http::serve(uploads::router(state)).await
+}
