@@ -388,19 +388,25 @@ ensure_moto() {
   _export_aws_env
 }
 
-# ensure_queues: the notifications queue and its dead-letter queue on the emulator, redriving
-# after 5 receives as template.yaml does, but with a 30 s visibility timeout (180 s deployed) so
-# that a failed message comes back quickly. Exports NOTIFICATIONS_QUEUE_URL and
-# NOTIFICATIONS_DLQ_URL. Idempotent: an existing queue gets its attributes set again.
+# ensure_queues: the emulator's side of template.yaml. The notifications queue and the upload
+# events queue, each with a dead-letter queue redriving after 5 receives (30 s visibility
+# locally, 180 s deployed, so a failed message comes back quickly); the uploads bucket with
+# browser CORS for the frontend's origins, notifying the upload events queue on ObjectCreated
+# as the deployed bucket does. Exports NOTIFICATIONS_QUEUE_URL, NOTIFICATIONS_DLQ_URL,
+# UPLOAD_EVENTS_QUEUE_URL, UPLOADS_BUCKET and S3_FORCE_PATH_STYLE. Idempotent.
 ensure_queues() {
   local urls
   ensure_venv boto3
-  urls=$("$VENV_DIR/bin/python" - "${NOTIFICATIONS_QUEUE_NAME:-notifications}" <<'PY'
+  : "${UPLOADS_BUCKET:=uploads}"
+  urls=$("$VENV_DIR/bin/python" - "${NOTIFICATIONS_QUEUE_NAME:-notifications}" "$UPLOADS_BUCKET" \
+    "${CORS_ALLOWED_ORIGINS:-http://localhost:3000}" <<'PY'
 import json, os, sys
 import boto3
 
-name = sys.argv[1]
-sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+name, bucket, origins = sys.argv[1], sys.argv[2], sys.argv[3]
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+sqs = boto3.client("sqs", endpoint_url=endpoint)
+s3 = boto3.client("s3", endpoint_url=endpoint)
 
 def queue(name, attributes):
     try:
@@ -411,17 +417,43 @@ def queue(name, attributes):
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         return url
 
-dlq = queue(f"{name}-dlq", {"MessageRetentionPeriod": "1209600"})
-dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-main = queue(name, {
-    "VisibilityTimeout": "30",
-    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+def arn(url):
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+def with_dlq(name):
+    dlq = queue(f"{name}-dlq", {"MessageRetentionPeriod": "1209600"})
+    main = queue(name, {
+        "VisibilityTimeout": "30",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn(dlq), "maxReceiveCount": "5"}),
+    })
+    return main, dlq
+
+notifications, notifications_dlq = with_dlq(name)
+upload_events, _ = with_dlq("upload-events")
+
+try:
+    s3.create_bucket(Bucket=bucket)
+except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+    pass
+s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
+    "AllowedOrigins": [o.strip() for o in origins.split(",") if o.strip()],
+    "AllowedMethods": ["PUT", "GET"],
+    "AllowedHeaders": ["content-type"],
+    "ExposeHeaders": ["etag"],
+    "MaxAgeSeconds": 600,
+}]})
+s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+    "QueueConfigurations": [{"QueueArn": arn(upload_events), "Events": ["s3:ObjectCreated:*"]}],
 })
-print(main)
-print(dlq)
+print(notifications)
+print(notifications_dlq)
+print(upload_events)
 PY
-  ) || die "could not create the SQS queues on $AWS_ENDPOINT_URL"
+  ) || die "could not create the queues and the bucket on $AWS_ENDPOINT_URL"
   NOTIFICATIONS_QUEUE_URL=$(sed -n 1p <<<"$urls")
   NOTIFICATIONS_DLQ_URL=$(sed -n 2p <<<"$urls")
-  export NOTIFICATIONS_QUEUE_URL NOTIFICATIONS_DLQ_URL
+  UPLOAD_EVENTS_QUEUE_URL=$(sed -n 3p <<<"$urls")
+  # The emulator serves buckets at http://host/bucket, not at bucket.host.
+  S3_FORCE_PATH_STYLE=true
+  export NOTIFICATIONS_QUEUE_URL NOTIFICATIONS_DLQ_URL UPLOAD_EVENTS_QUEUE_URL UPLOADS_BUCKET S3_FORCE_PATH_STYLE
 }

@@ -14,18 +14,30 @@ use axum::{
 use sqlx::PgPool;
 
 use crate::{
+    config::TokenConfig,
     error::ApiError,
     identity::{Role, SessionId, UserId},
     tokens::AccessTokens,
 };
 
-/// What the extractor needs from a function's state.
+/// What the extractor needs from a function's state. A function keeps one in its
+/// `AppState` and derives `FromRef`, so the extractor finds it.
 #[derive(Clone)]
 pub struct AuthState {
     /// The database, to check the session.
     pub db: PgPool,
     /// The verifier for access tokens.
     pub tokens: Arc<AccessTokens>,
+}
+
+impl AuthState {
+    /// The state for a function that verifies our access tokens.
+    pub fn new(db: PgPool, config: &TokenConfig) -> Self {
+        Self {
+            db,
+            tokens: Arc::new(AccessTokens::new(config)),
+        }
+    }
 }
 
 /// The authenticated caller.

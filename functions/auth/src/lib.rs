@@ -18,7 +18,7 @@ use axum::{
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, aws::Publisher, config::TokenConfig, tokens::AccessTokens};
+use shared::{auth::AuthState, aws::Publisher, config::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
@@ -29,8 +29,8 @@ pub struct AppState {
     pub db: PgPool,
     /// Token settings (lifetimes).
     pub config: Arc<TokenConfig>,
-    /// Access-token issuer and verifier.
-    pub tokens: Arc<AccessTokens>,
+    /// Access-token issuer and verifier, and session checks.
+    pub auth: AuthState,
     /// Publishes to the notifications queue.
     pub publisher: Publisher,
 }
@@ -39,19 +39,10 @@ impl AppState {
     /// Assembles the state from its parts.
     pub fn new(db: PgPool, config: TokenConfig, publisher: Publisher) -> Self {
         Self {
+            auth: AuthState::new(db.clone(), &config),
             db,
-            tokens: Arc::new(AccessTokens::new(&config)),
             config: Arc::new(config),
             publisher,
-        }
-    }
-}
-
-impl FromRef<AppState> for AuthState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            db: state.db.clone(),
-            tokens: state.tokens.clone(),
         }
     }
 }

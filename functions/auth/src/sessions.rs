@@ -232,7 +232,7 @@ fn token_pair(
     role: Role,
     refresh: RefreshToken,
 ) -> ApiResult<Json<TokenResponse>> {
-    let access = state.tokens.issue(user, session, role)?;
+    let access = state.auth.tokens.issue(user, session, role)?;
     Ok(Json(TokenResponse {
         access_token: access.token,
         token_type: "Bearer".into(),

@@ -7,41 +7,30 @@
 
 pub mod inbox;
 
-use std::sync::Arc;
-
 use axum::{
     Router,
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, config::TokenConfig, tokens::AccessTokens};
+use shared::{auth::AuthState, config::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
 /// Everything the handlers share; built once per cold start.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     /// The database pool.
     pub db: PgPool,
-    /// Access-token verifier.
-    pub tokens: Arc<AccessTokens>,
+    /// Access-token verification and session checks.
+    pub auth: AuthState,
 }
 
 impl AppState {
     /// Assembles the state.
     pub fn new(db: PgPool, config: &TokenConfig) -> Self {
         Self {
+            auth: AuthState::new(db.clone(), config),
             db,
-            tokens: Arc::new(AccessTokens::new(config)),
-        }
-    }
-}
-
-impl FromRef<AppState> for AuthState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            db: state.db.clone(),
-            tokens: state.tokens.clone(),
         }
     }
 }

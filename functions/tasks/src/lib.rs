@@ -13,19 +13,17 @@ pub mod task;
 use std::sync::Arc;
 
 use axum::{Router, extract::FromRef, routing::get};
-use shared::{
-    auth::AuthState, config::TokenConfig, pagination::CursorSigner, tokens::AccessTokens,
-};
+use shared::{auth::AuthState, config::TokenConfig, pagination::CursorSigner};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
 /// Everything the handlers share; built once per cold start.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     /// The database pool.
     pub db: PgPool,
-    /// Access-token verifier.
-    pub tokens: Arc<AccessTokens>,
+    /// Access-token verification and session checks.
+    pub auth: AuthState,
     /// Signs and checks list cursors.
     pub cursors: Arc<CursorSigner>,
 }
@@ -34,21 +32,12 @@ impl AppState {
     /// Assembles the state.
     pub fn new(db: PgPool, config: &TokenConfig) -> Self {
         Self {
+            auth: AuthState::new(db.clone(), config),
             db,
-            tokens: Arc::new(AccessTokens::new(config)),
             cursors: Arc::new(CursorSigner::derived_from(
                 config.secret_bytes(),
                 "tasks-cursor-v1",
             )),
-        }
-    }
-}
-
-impl FromRef<AppState> for AuthState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            db: state.db.clone(),
-            tokens: state.tokens.clone(),
         }
     }
 }

@@ -18,17 +18,17 @@ use axum::{
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, config::StorageConfig, config::TokenConfig, tokens::AccessTokens};
+use shared::{auth::AuthState, config::StorageConfig, config::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
 /// Everything the handlers share; built once per cold start.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     /// The database pool.
     pub db: PgPool,
-    /// Access-token verifier.
-    pub tokens: Arc<AccessTokens>,
+    /// Access-token verification and session checks.
+    pub auth: AuthState,
     /// S3 client (signs URLs locally; calls S3 only to delete).
     pub s3: aws_sdk_s3::Client,
     /// Bucket and URL lifetimes.
@@ -44,19 +44,10 @@ impl AppState {
         storage: Arc<StorageConfig>,
     ) -> Self {
         Self {
+            auth: AuthState::new(db.clone(), config),
             db,
-            tokens: Arc::new(AccessTokens::new(config)),
             s3,
             storage,
-        }
-    }
-}
-
-impl FromRef<AppState> for AuthState {
-    fn from_ref(state: &AppState) -> Self {
-        Self {
-            db: state.db.clone(),
-            tokens: state.tokens.clone(),
         }
     }
 }

@@ -1,0 +1,648 @@
+//! `scripts/bench`: cold start, warm latency and throughput, login cost, peak memory,
+//! binary size and worker throughput, printed as one table with each figure's floor.
+//!
+//! Every server here listens on loopback only, and every loop is bounded in count.
+//! Layout: [`runtime_api`] is the Lambda Runtime API the release binaries talk to (cold
+//! start, memory); [`load`] drives concurrent requests (warm latency); this file sets up
+//! a database, runs each measurement and prints the table.
+
+mod load;
+mod runtime_api;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use api_tests::{PASSWORD, lambda, sqs::unreachable_publisher, token_config};
+use axum::{Router, body::Body};
+use http::Request;
+use serde_json::{Value, json};
+use shared::{
+    identity::{SessionId, UserId},
+    tokens::RefreshToken,
+};
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use tower::ServiceExt;
+
+/// One line of the table.
+struct Row {
+    name: String,
+    figure: String,
+    floor: String,
+    ratio: Option<f64>,
+    target: String,
+    met: Option<bool>,
+}
+
+fn row(name: impl Into<String>, figure: impl Into<String>) -> Row {
+    Row {
+        name: name.into(),
+        figure: figure.into(),
+        floor: String::new(),
+        ratio: None,
+        target: String::new(),
+        met: None,
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| benchmark | figure | floor | ratio | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for r in rows {
+        let ratio = r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_default();
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.name, r.figure, r.floor, ratio, r.target, met
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// A fresh, migrated database on the server `DATABASE_URL` names.
+async fn fresh_database() -> Result<(PgPool, String)> {
+    let base = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
+    let (server, _) = base
+        .rsplit_once('/')
+        .context("DATABASE_URL has no database")?;
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{server}/postgres"))
+        .await?;
+    sqlx::query("DROP DATABASE IF EXISTS backend_bench WITH (FORCE)")
+        .execute(&admin)
+        .await?;
+    sqlx::query("CREATE DATABASE backend_bench")
+        .execute(&admin)
+        .await?;
+    let url = format!("{server}/backend_bench");
+    let db = PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&url)
+        .await?;
+    migrate::MIGRATOR.run(&db).await?;
+    Ok((db, url))
+}
+
+/// Users with sessions, notifications and tasks; returns (access tokens, refresh tokens).
+async fn seed(
+    db: &PgPool,
+    users: usize,
+    sessions_each: usize,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let hash = shared::password::hash(PASSWORD.to_owned()).await?;
+    let tokens = shared::tokens::AccessTokens::new(&token_config());
+    let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    let mut access = Vec::new();
+    let mut refresh = Vec::new();
+    for u in 0..users {
+        let user = UserId::new();
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, 'Bench', $3)",
+        )
+        .bind(user.0)
+        .bind(format!("bench{u}@example.com"))
+        .bind(&hash)
+        .execute(db)
+        .await?;
+        for s in 0..sessions_each {
+            let session = SessionId::new();
+            sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
+                .bind(session.0)
+                .bind(user.0)
+                .bind(expires)
+                .execute(db)
+                .await?;
+            let token = RefreshToken::generate();
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)")
+                .bind(&token.hash)
+                .bind(session.0)
+                .bind(expires)
+                .execute(db)
+                .await?;
+            refresh.push(token.token);
+            if s == 0 {
+                access.push(
+                    tokens
+                        .issue(user, session, shared::identity::Role::User)?
+                        .token,
+                );
+            }
+        }
+        sqlx::query(
+            "INSERT INTO notifications (id, user_id, kind, title, body, created_at)
+             SELECT gen_random_uuid(), $1, 'bench', 'n' || n, 'body', now() - n * interval '1 minute'
+             FROM generate_series(1, 50) n",
+        )
+        .bind(user.0)
+        .execute(db)
+        .await?;
+        sqlx::query(
+            "INSERT INTO tasks (id, owner_id, title, status, priority, created_at)
+             SELECT gen_random_uuid(), $1, 'task ' || n, 'todo', 'medium', now() - n * interval '1 minute'
+             FROM generate_series(1, 100) n",
+        )
+        .bind(user.0)
+        .execute(db)
+        .await?;
+    }
+    sqlx::query("ANALYZE").execute(db).await?;
+    Ok((access, refresh))
+}
+
+/// Every HTTP route under test, as one router (the paths do not overlap).
+fn api(db: &PgPool) -> Router {
+    let config = token_config();
+    shared::http::app(
+        auth::router(auth::AppState::new(
+            db.clone(),
+            config.clone(),
+            unreachable_publisher(),
+        ))
+        .merge(notifications::router(notifications::AppState::new(
+            db.clone(),
+            &config,
+        )))
+        .merge(tasks::router(tasks::AppState::new(db.clone(), &config))),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Login,
+    Me,
+    Notifications,
+    Tasks,
+    Refresh,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Me => "me",
+            Self::Notifications => "notifications list",
+            Self::Tasks => "tasks list",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    /// (method, path, body, bearer?) of request `i`.
+    fn request(
+        self,
+        i: usize,
+        access: &[String],
+        refresh: &[String],
+    ) -> (http::Method, &'static str, Option<String>, Option<String>) {
+        let bearer = Some(access[i % access.len()].clone());
+        match self {
+            Self::Login => (
+                http::Method::POST,
+                "/api/v1/auth/login",
+                Some(json!({"email": format!("bench{}@example.com", i % access.len()), "password": PASSWORD}).to_string()),
+                None,
+            ),
+            Self::Me => (http::Method::GET, "/api/v1/auth/me", None, bearer),
+            Self::Notifications => (http::Method::GET, "/api/v1/notifications?limit=20", None, bearer),
+            Self::Tasks => (http::Method::GET, "/api/v1/tasks?limit=20&sort=-created_at", None, bearer),
+            Self::Refresh => (
+                http::Method::POST,
+                "/api/v1/auth/refresh",
+                Some(json!({"refresh_token": refresh[i % refresh.len()]}).to_string()),
+                None,
+            ),
+        }
+    }
+}
+
+async fn warm_http(
+    rows: &mut Vec<Row>,
+    db: &PgPool,
+    access: Arc<Vec<String>>,
+    refresh: Arc<Vec<String>>,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = api(db);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(2000)
+        .build()?;
+    let mut refresh_offset = 0;
+    for route in [
+        Route::Me,
+        Route::Notifications,
+        Route::Tasks,
+        Route::Refresh,
+        Route::Login,
+    ] {
+        for concurrency in [1, 16, 256, 1000] {
+            let total = match route {
+                // argon2 takes ~20 ms of CPU per login: keep the count small.
+                Route::Login => (concurrency * 2).clamp(20, 400),
+                Route::Refresh => (concurrency * 4).clamp(200, 4000),
+                _ => (concurrency * 8).clamp(300, 8000),
+            };
+            let (client, access, refresh) = (client.clone(), access.clone(), refresh.clone());
+            let base = format!("http://{addr}");
+            let offset = refresh_offset;
+            let stats = load::run(concurrency, total, move |i| {
+                let (method, path, body, bearer) = route.request(i + offset, &access, &refresh);
+                let mut request = client.request(method, format!("{base}{path}"));
+                if let Some(b) = body {
+                    request = request.header("content-type", "application/json").body(b);
+                }
+                if let Some(t) = bearer {
+                    request = request.bearer_auth(t);
+                }
+                async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+            })
+            .await;
+            if matches!(route, Route::Refresh) {
+                refresh_offset += total;
+            }
+            let mut r = row(
+                format!("warm {} @{concurrency}", route.name()),
+                format!(
+                    "p50 {:.2} / p95 {:.2} / p99 {:.2} ms, {:.0} req/s, {} errors",
+                    stats.p50, stats.p95, stats.p99, stats.rps, stats.errors
+                ),
+            );
+            if concurrency == 1000 && !matches!(route, Route::Login) {
+                r.target = "0 errors, p99 <= 50 ms".into();
+                r.met = Some(stats.errors == 0 && stats.p99 <= 50.0);
+                r.ratio = Some(stats.p99 / 50.0);
+            }
+            rows.push(r);
+        }
+    }
+    server.abort();
+    Ok(())
+}
+
+/// Median of `n` in-process calls through the router (no HTTP, no Lambda).
+async fn oneshot_median(app: &Router, route: Route, access: &[String], n: usize) -> f64 {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let (method, path, _, bearer) = route.request(i, access, &[String::new()]);
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(t) = bearer {
+            builder = builder.header("authorization", format!("Bearer {t}"));
+        }
+        let request = builder.body(Body::empty()).expect("request");
+        let t0 = Instant::now();
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+        samples.push(ms(t0.elapsed()));
+    }
+    median(samples)
+}
+
+/// Median time of the route's own SQL, run alone in the same order.
+async fn sql_floor(db: &PgPool, route: Route, n: usize) -> Result<f64> {
+    let (user, session): (uuid::Uuid, uuid::Uuid) =
+        sqlx::query_as("SELECT user_id, id FROM sessions LIMIT 1")
+            .fetch_one(db)
+            .await?;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        sqlx::query(
+            "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+        )
+        .bind(session)
+        .bind(user)
+        .fetch_optional(db)
+        .await?;
+        match route {
+            Route::Me => {
+                sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
+                    .bind(user)
+                    .fetch_optional(db)
+                    .await?;
+            }
+            Route::Notifications => {
+                sqlx::query(
+                    "SELECT id, kind, title, body, read_at, created_at FROM notifications
+                     WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 21",
+                )
+                .bind(user)
+                .fetch_all(db)
+                .await?;
+            }
+            _ => {
+                sqlx::query(
+                    "SELECT id, title, description, status, priority, due_at, tags, version, created_at, updated_at
+                     FROM tasks WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT 21",
+                )
+                .bind(user)
+                .fetch_all(db)
+                .await?;
+            }
+        }
+        samples.push(ms(t0.elapsed()));
+    }
+    Ok(median(samples))
+}
+
+async fn in_process(rows: &mut Vec<Row>, db: &PgPool, access: &[String]) -> Result<()> {
+    let app = api(db);
+    for route in [Route::Me, Route::Notifications, Route::Tasks] {
+        oneshot_median(&app, route, access, 50).await; // warm up
+        let total = oneshot_median(&app, route, access, 400).await;
+        let floor = sql_floor(db, route, 400).await?;
+        let overhead = total - floor;
+        let mut r = row(
+            format!("in-process {} (router oneshot)", route.name()),
+            format!("{total:.3} ms median; {overhead:.3} ms outside the database"),
+        );
+        r.floor = format!("{floor:.3} ms SQL alone");
+        r.ratio = Some(total / floor);
+        r.target = "overhead <= 0.2 ms".into();
+        r.met = Some(overhead <= 0.2);
+        rows.push(r);
+    }
+    Ok(())
+}
+
+async fn login_vs_argon2(rows: &mut Vec<Row>, db: &PgPool) -> Result<()> {
+    let app = api(db);
+    let hash = shared::password::hash(PASSWORD.to_owned()).await?;
+    let mut bare = Vec::new();
+    let mut login = Vec::new();
+    for i in 0..15 {
+        let t0 = Instant::now();
+        shared::password::verify_or_dummy(PASSWORD.to_owned(), Some(hash.clone())).await?;
+        bare.push(ms(t0.elapsed()));
+        let body = json!({"email": format!("bench{}@example.com", i % 4), "password": PASSWORD})
+            .to_string();
+        let request = Request::post("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(Body::from(body))?;
+        let t0 = Instant::now();
+        let response = app.clone().oneshot(request).await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "login failed: {}",
+            response.status()
+        );
+        login.push(ms(t0.elapsed()));
+    }
+    let (login, bare) = (median(login), median(bare));
+    let mut r = row("login (in-process, median of 15)", format!("{login:.1} ms"));
+    r.floor = format!("{bare:.1} ms bare argon2id verify");
+    r.ratio = Some(login / bare);
+    r.target = "<= 1.2x".into();
+    r.met = Some(login / bare <= 1.2);
+    rows.push(r);
+    Ok(())
+}
+
+async fn worker_throughput(rows: &mut Vec<Row>, db: &PgPool) -> Result<()> {
+    let users: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_all(db)
+        .await?;
+    let batches = 100;
+    let started = Instant::now();
+    for b in 0..batches {
+        let records: Vec<Value> = (0..10)
+            .map(|i| {
+                let message = shared::messages::NotificationMessage {
+                    id: uuid::Uuid::now_v7(),
+                    user_id: UserId(users[(b * 10 + i) % users.len()]),
+                    kind: "bench".into(),
+                    title: "t".into(),
+                    body: "b".into(),
+                };
+                json!({"messageId": format!("{b}-{i}"), "receiptHandle": "r", "body": serde_json::to_string(&message).unwrap_or_default(),
+                       "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                       "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:notifications", "awsRegion": "us-east-1"})
+            })
+            .collect();
+        let response = lambda::invoke_worker(db, json!({ "Records": records })).await;
+        anyhow::ensure!(
+            response["batchItemFailures"] == json!([]),
+            "worker failures: {response}"
+        );
+    }
+    let per_second = (batches * 10) as f64 / started.elapsed().as_secs_f64();
+    rows.push(row(
+        "notify-worker throughput (batches of 10)",
+        format!("{per_second:.0} messages/s"),
+    ));
+    Ok(())
+}
+
+/// A release binary of the workspace (built by `scripts/bench` before this runs).
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    Path::new(&target).join("release").join(name)
+}
+
+fn spawn_function(name: &str, api: &runtime_api::RuntimeApi, db_url: &str) -> Result<Child> {
+    Command::new(binary(name))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("DATABASE_URL", db_url)
+        .env("JWT_SECRET", api_tests::JWT_SECRET)
+        .env(
+            "NOTIFICATIONS_QUEUE_URL",
+            "http://127.0.0.1:9/123456789012/nowhere",
+        )
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {} (built?)", binary(name).display()))
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Median time from process start to the first answer, over `runs` starts.
+async fn cold_start(name: &str, event: &Value, db_url: &str, runs: usize) -> Result<f64> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let mut api = runtime_api::RuntimeApi::start().await?;
+        api.push(event).await;
+        let t0 = Instant::now();
+        let mut child = spawn_function(name, &api, db_url)?;
+        let answer = api.answer(Duration::from_secs(20)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let answer = answer?;
+        anyhow::ensure!(
+            answer.ok,
+            "{name} failed: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        samples.push(ms(answer.at - t0));
+    }
+    Ok(median(samples))
+}
+
+fn http_event(method: &str, path: &str, token: Option<&str>) -> Value {
+    let headers: Vec<(&str, String)> = token
+        .map(|t| ("authorization", format!("Bearer {t}")))
+        .into_iter()
+        .collect();
+    let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    lambda::api_gateway_event(method.parse().expect("method"), path, &refs, None)
+}
+
+async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) -> Result<()> {
+    let hello = cold_start("hello-lambda", &json!({"ping": true}), db_url, 9).await?;
+    rows.push(row(
+        "cold start floor: hello-world lambda_runtime",
+        format!("{hello:.1} ms"),
+    ));
+    let empty_batch = json!({"Records": []});
+    let cases: Vec<(&str, Value, Value)> = vec![
+        (
+            "auth",
+            http_event("GET", "/api/v1/auth/nope", None),
+            http_event("GET", "/api/v1/auth/me", Some(token)),
+        ),
+        (
+            "notifications",
+            http_event("GET", "/api/v1/notifications/nope", None),
+            http_event("GET", "/api/v1/notifications", Some(token)),
+        ),
+        (
+            "tasks",
+            http_event("GET", "/api/v1/tasks/nope/x", None),
+            http_event("GET", "/api/v1/tasks", Some(token)),
+        ),
+        (
+            "platform",
+            http_event("GET", "/openapi.json", None),
+            http_event("GET", "/health", None),
+        ),
+        ("notify-worker", empty_batch.clone(), empty_batch),
+    ];
+    for (name, no_db, with_db) in cases {
+        let without = cold_start(name, &no_db, db_url, 7).await?;
+        let with = cold_start(name, &with_db, db_url, 7).await?;
+        let mut r = row(
+            format!("cold start {name}"),
+            format!("{without:.1} ms; {with:.1} ms with a first database query"),
+        );
+        r.floor = format!("{hello:.1} ms");
+        r.ratio = Some(without / hello);
+        r.target = "<= 1.5x floor".into();
+        r.met = Some(without / hello <= 1.5);
+        rows.push(r);
+
+        // Peak memory: one environment serving a stream of warm invocations.
+        let mut api = runtime_api::RuntimeApi::start().await?;
+        for _ in 0..300 {
+            api.push(&with_db).await;
+        }
+        let mut child = spawn_function(name, &api, db_url)?;
+        for _ in 0..300 {
+            api.answer(Duration::from_secs(20)).await?;
+        }
+        let peak = peak_rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0;
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut r = row(
+            format!("peak RSS {name} (300 warm invocations)"),
+            format!("{peak:.1} MiB"),
+        );
+        r.target = "<= 30 MiB".into();
+        r.met = Some(peak <= 30.0);
+        rows.push(r);
+    }
+    Ok(())
+}
+
+fn binary_sizes(rows: &mut Vec<Row>) {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    for name in [
+        "auth",
+        "notifications",
+        "tasks",
+        "uploads",
+        "platform",
+        "notify-worker",
+        "outbox-relay",
+        "upload-processor",
+        "migrate",
+    ] {
+        let path = Path::new(&target)
+            .join("lambda")
+            .join(name)
+            .join("bootstrap");
+        let Ok(meta) = std::fs::metadata(&path) else {
+            rows.push(row(
+                format!("arm64 binary {name}"),
+                "not built (cargo lambda build --release --arm64)",
+            ));
+            continue;
+        };
+        let mib = meta.len() as f64 / (1024.0 * 1024.0);
+        let mut r = row(
+            format!("arm64 binary {name} (stripped)"),
+            format!("{mib:.2} MiB"),
+        );
+        r.target = "<= 6 MiB".into();
+        r.met = Some(mib <= 6.0);
+        rows.push(r);
+    }
+}
+
+fn main() -> Result<()> {
+    // Few blocking threads: each argon2 call holds 19 MiB while it runs.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()?;
+    runtime.block_on(async {
+        let mut rows = Vec::new();
+        let (db, url) = fresh_database().await?;
+        let (access, refresh) = seed(&db, 50, 200).await?;
+        let token = access[0].clone();
+        binary_sizes(&mut rows);
+        cold_starts_and_memory(&mut rows, &url, &token).await?;
+        login_vs_argon2(&mut rows, &db).await?;
+        in_process(&mut rows, &db, &access).await?;
+        warm_http(&mut rows, &db, Arc::new(access), Arc::new(refresh)).await?;
+        worker_throughput(&mut rows, &db).await?;
+        print_table(&rows);
+        Ok(())
+    })
+}
