@@ -5,11 +5,12 @@
 //! send them later), and the endpoint comes from the SDK's usual settings, so
 //! `AWS_ENDPOINT_URL` points it at a local emulator.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use aws_config::{BehaviorVersion, timeout::TimeoutConfig};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::config::QueueConfig;
@@ -37,9 +38,13 @@ pub async fn s3_client(force_path_style: bool) -> aws_sdk_s3::Client {
 }
 
 /// Sends messages to one queue.
+///
+/// The SDK client is made on first use, not at cold start: loading the SDK
+/// configuration and the TLS roots costs milliseconds that most invocations (a login, a
+/// refresh) never need to pay.
 #[derive(Clone, Debug)]
 pub struct Publisher {
-    client: aws_sdk_sqs::Client,
+    client: Arc<OnceCell<aws_sdk_sqs::Client>>,
     queue_url: String,
 }
 
@@ -47,20 +52,30 @@ impl Publisher {
     /// A publisher for `queue_url` using `client`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         Self {
-            client,
+            client: Arc::new(OnceCell::new_with(Some(client))),
             queue_url: queue_url.into(),
         }
     }
 
-    /// A publisher for the notifications queue, with the SDK's usual configuration.
-    pub async fn from_config(config: &QueueConfig) -> Self {
-        let client = aws_sdk_sqs::Client::new(&aws_config().await);
-        Self::new(client, config.notifications_url.clone())
+    /// A publisher for the notifications queue, with the SDK's usual configuration,
+    /// connecting on first use.
+    pub fn from_config(config: &QueueConfig) -> Self {
+        Self {
+            client: Arc::new(OnceCell::new()),
+            queue_url: config.notifications_url.clone(),
+        }
+    }
+
+    async fn client(&self) -> &aws_sdk_sqs::Client {
+        self.client
+            .get_or_init(|| async { aws_sdk_sqs::Client::new(&aws_config().await) })
+            .await
     }
 
     /// Sends one message.
     pub async fn send(&self, body: String) -> anyhow::Result<()> {
-        self.client
+        self.client()
+            .await
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
@@ -83,7 +98,8 @@ impl Publisher {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let output = self
-            .client
+            .client()
+            .await
             .send_message_batch()
             .queue_url(&self.queue_url)
             .set_entries(Some(entries))

@@ -3,7 +3,7 @@
 use shared::{
     aws::Publisher,
     config::{DatabaseConfig, QueueConfig, TokenConfig},
-    db, http, password, telemetry,
+    db, http, telemetry,
 };
 
 #[tokio::main]
@@ -11,10 +11,7 @@ async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
     let tokens = TokenConfig::from_env()?;
-    let publisher = Publisher::from_config(&QueueConfig::from_env()?).await;
-    // Hash the dummy password off the request path, so the first unknown-email login
-    // of this environment takes no longer than any other.
-    tokio::task::spawn_blocking(password::warm_up);
+    let publisher = Publisher::from_config(&QueueConfig::from_env()?);
     let state = auth::AppState::new(db, tokens, publisher);
     http::serve(auth::router(state)).await
 }

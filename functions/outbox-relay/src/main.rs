@@ -11,7 +11,7 @@ use shared::{
 async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
-    let publisher = Publisher::from_config(&QueueConfig::from_env()?).await;
+    let publisher = Publisher::from_config(&QueueConfig::from_env()?);
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         outbox_relay::handle(&db, &publisher, event)
     }))

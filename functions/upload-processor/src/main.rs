@@ -15,7 +15,7 @@ async fn main() -> Result<(), shared::BoxError> {
     let state = upload_processor::State {
         db: db::pool(&DatabaseConfig::from_env()?)?,
         s3: aws::s3_client(storage.force_path_style).await,
-        publisher: Publisher::from_config(&QueueConfig::from_env()?).await,
+        publisher: Publisher::from_config(&QueueConfig::from_env()?),
         bucket: storage.bucket,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
