@@ -530,6 +530,11 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
         format!("{hello:.1} ms"),
     ));
     let empty_batch = json!({"Records": []});
+    // One message (for a user who does not exist: the worker records it and drops it).
+    let message = json!({"id": uuid::Uuid::now_v7(), "user_id": uuid::Uuid::now_v7(), "kind": "bench", "title": "t", "body": "b"});
+    let one_record = json!({"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": message.to_string(),
+        "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:notifications", "awsRegion": "us-east-1"}]});
     let cases: Vec<(&str, Value, Value)> = vec![
         (
             "auth",
@@ -551,7 +556,7 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
             http_event("GET", "/openapi.json", None),
             http_event("GET", "/health", None),
         ),
-        ("notify-worker", empty_batch.clone(), empty_batch),
+        ("notify-worker", empty_batch, one_record),
     ];
     for (name, no_db, with_db) in cases {
         let without = cold_start(name, &no_db, db_url, 7).await?;
