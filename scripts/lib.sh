@@ -438,7 +438,7 @@ except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists
 s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
     "AllowedOrigins": [o.strip() for o in origins.split(",") if o.strip()],
     "AllowedMethods": ["PUT", "GET"],
-    "AllowedHeaders": ["content-type"],
+    "AllowedHeaders": ["content-type", "if-none-match"],
     "ExposeHeaders": ["etag"],
     "MaxAgeSeconds": 600,
 }]})

@@ -69,6 +69,7 @@ async fn presign_put_process_download_round_trip(db: PgPool) {
     assert_eq!(ticket["method"], "PUT");
     assert_eq!(ticket["headers"]["content-type"], "image/png");
     assert_eq!(ticket["headers"]["content-length"], PNG.len().to_string());
+    assert_eq!(ticket["headers"]["if-none-match"], "*");
     let url = ticket["upload_url"].as_str().unwrap();
     assert!(
         url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"),
@@ -305,6 +306,51 @@ async fn content_that_lies_about_its_type_is_rejected_and_deleted(db: PgPool) {
     assert_eq!(
         app.me(&token).await.json::<Value>()["avatar_url"],
         Value::Null
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
+    let s3 = SigningS3::start().await;
+    let app = TestApp::new(db)
+        .await
+        .with_storage(s3.client(), storage("uploads", Duration::from_secs(600)));
+    let (token, r) = start(&app, "ada@example.com", png_request(PNG.len())).await;
+    let ticket: Value = r.json();
+    let id = ticket["id"].as_str().unwrap();
+    let key = key_of(&app.db, id).await;
+    let deleted = app
+        .request(
+            Function::Uploads,
+            Method::DELETE,
+            &format!("/api/v1/uploads/{id}"),
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    // The URL still works until it expires...
+    assert_eq!(
+        put(&ticket, PNG.to_vec(), None, None).await,
+        reqwest::StatusCode::OK
+    );
+    // ...but the processor removes what arrives for a deleted upload.
+    let processor = app.processor(s3.client(), "uploads");
+    let report = invoke_processor(
+        &processor,
+        sqs_batch(&[s3_put_event("uploads", &key, PNG.len() as u64)]),
+    )
+    .await;
+    assert_eq!(report["batchItemFailures"], json!([]));
+    assert!(
+        s3.client()
+            .head_object()
+            .bucket("uploads")
+            .key(&key)
+            .send()
+            .await
+            .is_err(),
+        "orphan removed"
     );
 }
 

@@ -69,6 +69,16 @@ pub fn judge(
     Ok(())
 }
 
+/// Whether `key` looks like one `shared::uploads::object_key` makes:
+/// `<purpose>/<uuid>/<uuid>`.
+fn has_issued_shape(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    matches!(parts.as_slice(), [purpose, owner, id]
+        if ["avatar", "event_image", "attachment"].contains(purpose)
+            && Uuid::parse_str(owner).is_ok()
+            && Uuid::parse_str(id).is_ok())
+}
+
 /// Handles one ObjectCreated record.
 #[tracing::instrument(skip(state))]
 pub async fn process_object(
@@ -90,6 +100,13 @@ pub async fn process_object(
     .fetch_optional(&state.db)
     .await?
     else {
+        // Keys are recorded before they are signed, so a key of our shape without a row
+        // belongs to an upload deleted before (or while) its file arrived: remove the
+        // orphan. Anything else was not ours to begin with.
+        if has_issued_shape(&key) {
+            delete_object(state, &key).await?;
+            return Ok(Outcome::Ignored("upload was deleted; orphan object removed"));
+        }
         return Ok(Outcome::Ignored("not a key we issued"));
     };
     match expected.status.as_str() {
@@ -202,6 +219,17 @@ mod tests {
     use super::*;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    #[test]
+    fn issued_key_shape() {
+        let (a, b) = (Uuid::nil(), Uuid::max());
+        assert!(has_issued_shape(&format!("avatar/{a}/{b}")));
+        assert!(has_issued_shape(&format!("attachment/{a}/{b}")));
+        assert!(!has_issued_shape(&format!("other/{a}/{b}")));
+        assert!(!has_issued_shape(&format!("avatar/{a}/{b}/x")));
+        assert!(!has_issued_shape("avatar/not-a-user/not-an-id"));
+        assert!(!has_issued_shape("some dir/naïve file+1.png"));
+    }
 
     #[test]
     fn matching_objects_pass() {

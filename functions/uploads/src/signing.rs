@@ -1,7 +1,8 @@
 //! `POST /api/v1/uploads`: check the request, record a pending upload, presign a PUT.
 //!
-//! The presigned PUT signs `content-type` and `content-length`, so S3 refuses a body of
-//! another type or size with 403 before storing a byte. The key is generated here
+//! The presigned PUT signs `content-type`, `content-length` and `if-none-match: *`, so S3
+//! refuses a body of another type or size with 403 before storing a byte, and refuses to
+//! overwrite the object once it exists (412). The key is generated here
 //! (`<purpose>/<user id>/<uuid>`); the client's file name is kept only for display.
 
 use std::collections::BTreeMap;
@@ -180,6 +181,9 @@ pub async fn create(
         .key(&key)
         .content_type(&new.content_type)
         .content_length(new.size)
+        // Create only: once an object is there (and perhaps checked and ready), the same
+        // URL cannot replace it with other bytes; S3 answers 412.
+        .if_none_match("*")
         .presigned(PresigningConfig::expires_in(ttl).context("invalid presigning lifetime")?)
         .await
         .context("failed to presign the upload")?;
