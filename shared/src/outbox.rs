@@ -77,9 +77,10 @@ pub struct SweepReport {
 
 /// Sends every due pending message of `queue`, at most `limit`, ten per SQS call.
 ///
-/// Rows are locked with `SKIP LOCKED`, so overlapping sweeps never send the same row
-/// at once. The transaction spans the SQS calls; that is the price of not sending a
-/// row twice, and the sweep is not on any request path.
+/// Each batch of ten is its own short transaction: its rows are locked with `SKIP
+/// LOCKED` (overlapping sweeps never send the same row at once), sent, marked and
+/// committed before the next batch is taken, so a sweep cut short by the function's
+/// timeout keeps what it already sent and recorded.
 #[tracing::instrument(skip(db, publisher))]
 pub async fn sweep(
     db: &PgPool,
@@ -87,23 +88,24 @@ pub async fn sweep(
     queue: &str,
     limit: i64,
 ) -> anyhow::Result<SweepReport> {
-    let mut tx = db.begin().await?;
-    let due = sqlx::query!(
-        r#"SELECT id, payload::text AS "body!"
-           FROM outbox
-           WHERE sent_at IS NULL AND queue = $1 AND next_attempt_at <= now()
-           ORDER BY next_attempt_at
-           LIMIT $2
-           FOR UPDATE SKIP LOCKED"#,
-        queue,
-        limit,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-
     let mut report = SweepReport::default();
-    for chunk in due.chunks(10) {
-        let batch: Vec<(Uuid, String)> = chunk.iter().map(|r| (r.id, r.body.clone())).collect();
+    while ((report.sent + report.failed) as i64) < limit {
+        let mut tx = db.begin().await?;
+        let due = sqlx::query!(
+            r#"SELECT id, payload::text AS "body!"
+               FROM outbox
+               WHERE sent_at IS NULL AND queue = $1 AND next_attempt_at <= now()
+               ORDER BY next_attempt_at
+               LIMIT 10
+               FOR UPDATE SKIP LOCKED"#,
+            queue,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            break;
+        }
+        let batch: Vec<(Uuid, String)> = due.into_iter().map(|r| (r.id, r.body)).collect();
         let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
         match publisher.send_batch(&batch).await {
             Ok(failed) => {
@@ -121,10 +123,13 @@ pub async fn sweep(
                 tracing::warn!(error = %err, "sweep could not reach the queue");
                 mark_failed(&mut *tx, &ids, &format!("{err:#}")).await?;
                 report.failed += ids.len();
+                tx.commit().await?;
+                // The queue is down: the next tick tries again, no point hammering it now.
+                break;
             }
         }
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(report)
 }
 
