@@ -75,7 +75,8 @@ fn database_url(db: &PgPool) -> String {
 fn start_watch(cargo_lambda: &str, port: u16, db_url: &str, queue_url: &str) -> Watch {
     use std::os::unix::process::CommandExt;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let log = root.join("target").join(format!("e2e-watch-{port}.log"));
+    // Not under target/: CI may build elsewhere (CARGO_TARGET_DIR) and leave none here.
+    let log = std::env::temp_dir().join(format!("e2e-watch-{port}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(cargo_lambda)
         .args([
