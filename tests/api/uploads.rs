@@ -57,12 +57,40 @@ async fn key_of(db: &PgPool, id: &str) -> String {
         .unwrap()
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn presign_put_process_download_round_trip(db: PgPool) {
+/// An app whose uploads function signs for the SigV4-verifying S3.
+async fn signing_app(db: PgPool) -> (SigningS3, TestApp) {
     let s3 = SigningS3::start().await;
     let app = TestApp::new(db)
         .await
         .with_storage(s3.client(), storage("uploads", Duration::from_secs(600)));
+    (s3, app)
+}
+
+async fn object_exists(s3: &SigningS3, key: &str) -> bool {
+    s3.client()
+        .head_object()
+        .bucket("uploads")
+        .key(key)
+        .send()
+        .await
+        .is_ok()
+}
+
+async fn delete_upload(app: &TestApp, token: &str, id: &str) -> Response {
+    let auth = format!("Bearer {token}");
+    app.request(
+        Function::Uploads,
+        Method::DELETE,
+        &format!("/api/v1/uploads/{id}"),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn presign_put_process_download_round_trip(db: PgPool) {
+    let (s3, app) = signing_app(db).await;
     let (token, r) = start(&app, "ada@example.com", png_request(PNG.len())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let ticket: Value = r.json();
@@ -142,29 +170,12 @@ async fn presign_put_process_download_round_trip(db: PgPool) {
     assert_eq!(app.run_worker().await, 0, "no second notification");
 
     // Delete: the object and the record go; the avatar is cleared.
-    let deleted = app
-        .request(
-            Function::Uploads,
-            Method::DELETE,
-            &format!("/api/v1/uploads/{id}"),
-            &[("authorization", &format!("Bearer {token}"))],
-            None,
-        )
-        .await;
+    let deleted = delete_upload(&app, &token, &id).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     app.get(&format!("/api/v1/uploads/{id}"), Some(&token))
         .await
         .problem(StatusCode::NOT_FOUND);
-    assert!(
-        s3.client()
-            .head_object()
-            .bucket("uploads")
-            .key(&key)
-            .send()
-            .await
-            .is_err(),
-        "object deleted"
-    );
+    assert!(!object_exists(&s3, &key).await, "object deleted");
     assert_eq!(
         app.me(&token).await.json::<Value>()["avatar_url"],
         Value::Null
@@ -173,10 +184,7 @@ async fn presign_put_process_download_round_trip(db: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn s3_refuses_tampered_expired_and_mismatched_uploads(db: PgPool) {
-    let s3 = SigningS3::start().await;
-    let app = TestApp::new(db)
-        .await
-        .with_storage(s3.client(), storage("uploads", Duration::from_secs(600)));
+    let (s3, app) = signing_app(db).await;
     let (token, r) = start(&app, "ada@example.com", png_request(PNG.len())).await;
     let ticket: Value = r.json();
     let url = ticket["upload_url"].as_str().unwrap().to_owned();
@@ -225,15 +233,7 @@ async fn s3_refuses_tampered_expired_and_mismatched_uploads(db: PgPool) {
     );
 
     // Nothing was stored by any refused request; the genuine one still works.
-    assert!(
-        s3.client()
-            .head_object()
-            .bucket("uploads")
-            .key(&key)
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(!object_exists(&s3, &key).await);
     assert_eq!(
         put(&ticket, PNG.to_vec(), None, None).await,
         reqwest::StatusCode::OK
@@ -257,10 +257,7 @@ async fn s3_refuses_tampered_expired_and_mismatched_uploads(db: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn content_that_lies_about_its_type_is_rejected_and_deleted(db: PgPool) {
-    let s3 = SigningS3::start().await;
-    let app = TestApp::new(db)
-        .await
-        .with_storage(s3.client(), storage("uploads", Duration::from_secs(600)));
+    let (s3, app) = signing_app(db).await;
     let text = b"this is not a png, just text....".to_vec();
     let (token, r) = start(&app, "ada@example.com", png_request(text.len())).await;
     let ticket: Value = r.json();
@@ -290,16 +287,7 @@ async fn content_that_lies_about_its_type_is_rejected_and_deleted(db: PgPool) {
             .contains("image/png"),
         "{upload}"
     );
-    assert!(
-        s3.client()
-            .head_object()
-            .bucket("uploads")
-            .key(&key)
-            .send()
-            .await
-            .is_err(),
-        "rejected object deleted"
-    );
+    assert!(!object_exists(&s3, &key).await, "rejected object deleted");
     app.get(&format!("/api/v1/uploads/{id}/download"), Some(&token))
         .await
         .problem(StatusCode::GONE);
@@ -311,23 +299,12 @@ async fn content_that_lies_about_its_type_is_rejected_and_deleted(db: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
-    let s3 = SigningS3::start().await;
-    let app = TestApp::new(db)
-        .await
-        .with_storage(s3.client(), storage("uploads", Duration::from_secs(600)));
+    let (s3, app) = signing_app(db).await;
     let (token, r) = start(&app, "ada@example.com", png_request(PNG.len())).await;
     let ticket: Value = r.json();
     let id = ticket["id"].as_str().unwrap();
     let key = key_of(&app.db, id).await;
-    let deleted = app
-        .request(
-            Function::Uploads,
-            Method::DELETE,
-            &format!("/api/v1/uploads/{id}"),
-            &[("authorization", &format!("Bearer {token}"))],
-            None,
-        )
-        .await;
+    let deleted = delete_upload(&app, &token, &id).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     // The URL still works until it expires...
     assert_eq!(
@@ -342,16 +319,7 @@ async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
     )
     .await;
     assert_eq!(report["batchItemFailures"], json!([]));
-    assert!(
-        s3.client()
-            .head_object()
-            .bucket("uploads")
-            .key(&key)
-            .send()
-            .await
-            .is_err(),
-        "orphan removed"
-    );
+    assert!(!object_exists(&s3, &key).await, "orphan removed");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -523,15 +491,9 @@ async fn invalid_requests_and_other_users(db: PgPool) {
     app.get(&format!("/api/v1/uploads/{id}/download"), Some(&bob))
         .await
         .problem(StatusCode::NOT_FOUND);
-    app.request(
-        Function::Uploads,
-        Method::DELETE,
-        &format!("/api/v1/uploads/{id}"),
-        &[("authorization", &format!("Bearer {bob}"))],
-        None,
-    )
-    .await
-    .problem(StatusCode::NOT_FOUND);
+    delete_upload(&app, &bob, &id)
+        .await
+        .problem(StatusCode::NOT_FOUND);
     assert_eq!(
         app.get(&format!("/api/v1/uploads/{id}"), Some(&alice))
             .await
