@@ -304,7 +304,7 @@ async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
     let ticket: Value = r.json();
     let id = ticket["id"].as_str().unwrap();
     let key = key_of(&app.db, id).await;
-    let deleted = delete_upload(&app, &token, &id).await;
+    let deleted = delete_upload(&app, &token, id).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     // The URL still works until it expires...
     assert_eq!(
