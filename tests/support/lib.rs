@@ -73,6 +73,7 @@ pub struct TestApp {
 impl TestApp {
     /// An app on `db` publishing to a fresh queue on the emulator.
     pub async fn new(db: PgPool) -> Self {
+        s3::ensure_moto_bucket("uploads").await;
         let queue = sqs::Queue::create().await;
         let publisher = queue.publisher();
         Self::with_publisher(db, queue, publisher)

@@ -106,3 +106,20 @@ pub fn storage(bucket: &str, upload_url_ttl: Duration) -> StorageConfig {
 pub fn moto_client() -> aws_sdk_s3::Client {
     client_for(&crate::sqs::endpoint(), "test", "test")
 }
+
+/// Makes sure the default test bucket exists on moto (idempotent): the default
+/// `TestApp` signs for it, and a fresh emulator has no buckets.
+pub async fn ensure_moto_bucket(bucket: &str) {
+    let client = moto_client();
+    if client.head_bucket().bucket(bucket).send().await.is_ok() {
+        return;
+    }
+    // Parallel tests may race to create it; losing the race is fine.
+    let _ = client.create_bucket().bucket(bucket).send().await;
+    client
+        .head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot create bucket {bucket} on the emulator: {e:?}"));
+}
