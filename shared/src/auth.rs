@@ -4,11 +4,14 @@
 //! A JWT alone cannot be revoked, so after checking the signature we look the session
 //! up: a logged-out or reuse-revoked session is refused at once, and the role is read
 //! from the database, so a role change applies on the next request.
+//!
+//! Roles are enforced by one guard: [`Authorized<R>`] in a handler's arguments (e.g.
+//! [`Admin`]) answers 403 unless the caller's live role includes `R`'s.
 
-use std::sync::Arc;
+use std::{marker::PhantomData, ops::Deref, sync::Arc};
 
 use axum::{
-    extract::{FromRef, FromRequestParts},
+    extract::{FromRef, FromRequestParts, OptionalFromRequestParts},
     http::{header, request::Parts},
 };
 use sqlx::PgPool;
@@ -45,8 +48,9 @@ impl AuthState {
 pub struct CurrentUser {
     /// The user.
     pub id: UserId,
-    /// The session the token belongs to.
-    pub session_id: SessionId,
+    /// The session the token belongs to (none for Better Auth tokens: their sessions
+    /// live in Better Auth).
+    pub session_id: Option<SessionId>,
     /// The user's role now (not when the token was issued).
     pub role: Role,
 }
@@ -67,9 +71,31 @@ where
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
         Ok(Self {
             id: claims.sub,
-            session_id: claims.sid,
+            session_id: Some(claims.sid),
             role,
         })
+    }
+}
+
+/// `Option<CurrentUser>`: `None` when there is no usable bearer token (for routes that
+/// also accept other credentials, like logout with a refresh cookie). A database
+/// failure is still an error.
+impl<S> OptionalFromRequestParts<S> for CurrentUser
+where
+    S: Send + Sync,
+    AuthState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match <Self as FromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(user) => Ok(Some(user)),
+            Err(ApiError::Unauthorized(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 }
 
@@ -105,4 +131,62 @@ async fn live_session_role(
     )
     .fetch_optional(db)
     .await
+}
+
+/// A role a route requires; see [`Authorized`].
+pub trait RequiredRole {
+    /// The least role allowed in.
+    const ROLE: Role;
+}
+
+/// Requires [`Role::Admin`].
+pub struct AdminRole;
+impl RequiredRole for AdminRole {
+    const ROLE: Role = Role::Admin;
+}
+
+/// Requires [`Role::Organizer`] (or admin).
+pub struct OrganizerRole;
+impl RequiredRole for OrganizerRole {
+    const ROLE: Role = Role::Organizer;
+}
+
+/// The guard: a [`CurrentUser`] whose live role includes `R::ROLE`; anyone else gets
+/// 403 (401 without a valid token). Dereferences to the user.
+pub struct Authorized<R: RequiredRole> {
+    user: CurrentUser,
+    role: PhantomData<R>,
+}
+
+/// An authenticated admin.
+pub type Admin = Authorized<AdminRole>;
+/// An authenticated organizer or admin.
+pub type Organizer = Authorized<OrganizerRole>;
+
+impl<R: RequiredRole> Deref for Authorized<R> {
+    type Target = CurrentUser;
+    fn deref(&self) -> &CurrentUser {
+        &self.user
+    }
+}
+
+impl<S, R> FromRequestParts<S> for Authorized<R>
+where
+    S: Send + Sync,
+    AuthState: FromRef<S>,
+    R: RequiredRole,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = <CurrentUser as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        if !user.role.includes(R::ROLE) {
+            tracing::info!(user_id = %user.id, required = ?R::ROLE, "forbidden: role too low");
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Self {
+            user,
+            role: PhantomData,
+        })
+    }
 }

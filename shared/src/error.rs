@@ -102,6 +102,12 @@ pub enum ApiError {
     /// The body is JSON of the wrong shape (wrong type, missing field).
     #[error("{0}")]
     Unprocessable(String),
+    /// Too many attempts (rate limit or account lockout); retry after this many seconds.
+    #[error("too many requests; retry later")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed (`Retry-After`).
+        retry_after: u64,
+    },
     /// A dependency (the database) is unavailable.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -130,6 +136,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -190,6 +197,9 @@ impl IntoResponse for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::TooManyRequests { retry_after } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }
         response
     }

@@ -59,6 +59,21 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    fn rank(self) -> u8 {
+        match self {
+            Self::User => 0,
+            Self::Organizer => 1,
+            Self::Admin => 2,
+        }
+    }
+
+    /// Whether this role may do what `required` may: admin includes organizer includes user.
+    pub fn includes(self, required: Role) -> bool {
+        self.rank() >= required.rank()
+    }
+}
+
 /// A syntactically valid email address, trimmed. Compared case-insensitively by the
 /// database (a unique index on `lower(email)`), stored as the user typed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -111,6 +126,13 @@ impl Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Admin.includes(Role::Organizer) && Role::Admin.includes(Role::User));
+        assert!(Role::Organizer.includes(Role::User) && !Role::Organizer.includes(Role::Admin));
+        assert!(!Role::User.includes(Role::Organizer));
+    }
 
     #[test]
     fn accepts_ordinary_addresses_and_trims() {

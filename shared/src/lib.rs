@@ -6,7 +6,9 @@
 //! - [`http`]: the glue that serves an axum router as a Lambda handler (request ids,
 //!   panic guard, body limit, problem+json fallbacks);
 //! - [`extract`]: `Json`/`Query`/`Path` whose rejections are problem+json;
-//! - [`auth`]: the `CurrentUser` extractor (JWT + live session check);
+//! - [`client`]: the caller's IP and user agent (rate limits, audit);
+//! - [`auth`]: the `CurrentUser` extractor (JWT + live session check) and the role guard;
+//! - [`throttle`], [`audit`]: rate limits and lockout kept in Postgres; the audit log;
 //! - [`error`]: the one error type, rendered as RFC 9457 problem details;
 //! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
 //! - [`identity`], [`tokens`], [`password`]: users, roles, tokens and hashing;
@@ -15,8 +17,10 @@
 //!   SQS publisher and the S3 client;
 //! - [`uploads`]: upload purposes, their limits, object keys and file-type sniffing.
 
+pub mod audit;
 pub mod auth;
 pub mod aws;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -28,6 +32,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod password;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
 pub mod uploads;
 

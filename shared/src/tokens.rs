@@ -113,7 +113,8 @@ impl AccessTokens {
     }
 }
 
-/// A new opaque refresh token and the hash to store.
+/// A new opaque token (refresh, password reset, email verification) and the hash to
+/// store.
 pub struct RefreshToken {
     /// What the client gets (base64url, 43 characters).
     pub token: String,
@@ -132,7 +133,7 @@ impl RefreshToken {
     }
 }
 
-/// The stored form of a refresh token.
+/// The stored form of an opaque token.
 pub fn hash_refresh_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

@@ -93,6 +93,12 @@ fn start_watch(cargo_lambda: &str, port: u16, db_url: &str, queue_url: &str) -> 
         .env("JWT_ISSUER", "backend")
         .env("JWT_AUDIENCE", "backend-api")
         .env("NOTIFICATIONS_QUEUE_URL", queue_url)
+        .env("MAIL_TRANSPORT", "directory")
+        .env(
+            "MAIL_DIR",
+            std::env::temp_dir().join("api-tests-mail").join("e2e"),
+        )
+        .env("APP_BASE_URL", "http://localhost:3000")
         .env("AWS_ENDPOINT_URL", api_tests::sqs::endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")

@@ -53,6 +53,27 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
     ("auth/me.json", Function::Auth, StatusCode::OK),
     ("auth/refresh.json", Function::Auth, StatusCode::OK),
     (
+        "auth/verify-email-resend.json",
+        Function::Auth,
+        StatusCode::ACCEPTED,
+    ),
+    // The sample's token was never emailed: refused like a used or expired one.
+    (
+        "auth/verify-email.json",
+        Function::Auth,
+        StatusCode::BAD_REQUEST,
+    ),
+    (
+        "auth/password-reset.json",
+        Function::Auth,
+        StatusCode::ACCEPTED,
+    ),
+    (
+        "auth/password-reset-confirm.json",
+        Function::Auth,
+        StatusCode::BAD_REQUEST,
+    ),
+    (
         "notifications/list.json",
         Function::Notifications,
         StatusCode::OK,

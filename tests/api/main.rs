@@ -7,11 +7,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod brute_force;
 mod e2e;
 mod events;
 mod notifications;
 mod outbox;
 mod platform;
+mod recovery;
 mod task_plans;
 mod tasks;
 mod tokens;

@@ -32,9 +32,10 @@ async fn welcome_notification_reaches_the_inbox_through_queue_and_worker(db: PgP
     );
     assert_eq!(
         app.run_worker().await,
-        1,
-        "exactly one welcome message was published"
+        2,
+        "exactly one welcome message (and the verification email) was published"
     );
+    assert_eq!(app.mailbox().len(), 1, "one verification email");
 
     let page = inbox(&app, &tokens.access_token, "").await;
     let items = page["items"].as_array().unwrap();

@@ -29,20 +29,22 @@ async fn registration_survives_an_unreachable_queue_and_the_sweep_delivers_later
         "{}",
         registered.text()
     );
-    assert_eq!(pending(&app.db).await, 1);
+    // The welcome notification and the verification email.
+    assert_eq!(pending(&app.db).await, 2);
     assert_eq!(app.run_worker().await, 0, "nothing reached the queue");
 
     // A sweep while the queue is still down keeps it pending.
     let report = invoke_relay(&app.db, &unreachable_publisher(), schedule_event()).await;
     assert_eq!(report["sent"], 0);
-    assert_eq!(report["failed"], 1);
-    assert_eq!(pending(&app.db).await, 1);
+    assert_eq!(report["failed"], 2);
+    assert_eq!(pending(&app.db).await, 2);
 
     // The queue is back: the next scheduled sweep relays it, the worker delivers it.
     let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
-    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(report["sent"], 2, "{report}");
     assert_eq!(pending(&app.db).await, 0);
-    assert_eq!(app.run_worker().await, 1);
+    assert_eq!(app.run_worker().await, 2);
+    assert_eq!(app.mailbox().len(), 1, "the verification email went out");
 
     let tokens: api_tests::Tokens = app.login("ada@example.com", PASSWORD).await.json();
     let inbox: Value = app
@@ -64,7 +66,7 @@ async fn relayed_messages_are_not_swept_again(db: PgPool) {
     assert_eq!(pending(&app.db).await, 0, "relayed right after commit");
     let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
     assert_eq!(report["sent"], 0);
-    assert_eq!(app.run_worker().await, 1);
+    assert_eq!(app.run_worker().await, 2);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -80,6 +82,6 @@ async fn a_failed_registration_leaves_no_message(db: PgPool) {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!(outbox, 1);
+    assert_eq!(outbox, 2, "only the first registration's two messages");
     assert_eq!(app.run_worker().await, 0);
 }

@@ -174,6 +174,8 @@ fn api(db: &PgPool) -> Router {
             db.clone(),
             config.clone(),
             unreachable_publisher(),
+            // Measures the routes, not the per-IP limits every bench request would hit.
+            api_tests::unlimited(),
         ))
         .merge(notifications::router(notifications::AppState::new(
             db.clone(),

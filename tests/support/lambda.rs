@@ -35,8 +35,18 @@ pub fn api_gateway_event(
     let mut header_map = Map::new();
     header_map.insert("user-agent".into(), json!("api-tests"));
     header_map.insert("host".into(), json!("api.example.com"));
+    let mut source_ip = "203.0.113.7".to_owned();
+    let mut cookies = Vec::new();
     for (name, value) in headers {
-        header_map.insert(name.to_ascii_lowercase(), json!(value));
+        match name.to_ascii_lowercase().as_str() {
+            // Not a header: where API Gateway saw the connection come from.
+            SOURCE_IP => source_ip = (*value).to_owned(),
+            // API Gateway (payload 2.0) moves cookies out of the headers into `cookies`.
+            "cookie" => cookies.extend(value.split(';').map(|c| c.trim().to_owned())),
+            lower => {
+                header_map.insert(lower.to_owned(), json!(value));
+            }
+        }
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     json!({
@@ -54,7 +64,7 @@ pub fn api_gateway_event(
                 "method": method.as_str(),
                 "path": path,
                 "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
+                "sourceIp": source_ip,
                 "userAgent": "api-tests"
             },
             "requestId": request_id,
@@ -63,10 +73,15 @@ pub fn api_gateway_event(
             "time": "22/Nov/2026:00:00:00 +0000",
             "timeEpoch": 1_795_305_600_000_i64
         },
+        "cookies": cookies,
         "body": body,
         "isBase64Encoded": false
     })
 }
+
+/// A pseudo-header for [`api_gateway_event`]: sets `requestContext.http.sourceIp`
+/// instead of becoming a header, so tests can act as different clients.
+pub const SOURCE_IP: &str = "x-test-source-ip";
 
 fn context() -> Context {
     let mut context = Context::default();
@@ -125,10 +140,36 @@ fn decode_response(json: Value) -> Response {
     }
 }
 
+/// Where the worker's directory mailer writes for the test database `db`: one mailbox
+/// per test, since every test has its own database.
+pub fn mail_dir(db: &PgPool) -> std::path::PathBuf {
+    let name = db
+        .connect_options()
+        .get_database()
+        .unwrap_or("default")
+        .to_owned();
+    std::env::temp_dir().join("api-tests-mail").join(name)
+}
+
+/// The worker's state for a test database, mailing into [`mail_dir`].
+pub fn worker_state(db: &PgPool) -> notify_worker::State {
+    let mail = shared::config::MailConfig {
+        transport: shared::config::MailTransport::Directory(mail_dir(db)),
+        app_base_url: "https://app.example.com".into(),
+        token_ttl: std::time::Duration::from_secs(1800),
+    };
+    notify_worker::State {
+        db: db.clone(),
+        mailer: notify_worker::mail::Mailer::new(&mail.transport),
+        mail,
+    }
+}
+
 /// Runs an SQS event (JSON) through the worker's Lambda handler; returns its response JSON.
 pub async fn invoke_worker(db: &PgPool, event: Value) -> Value {
     let event: SqsEvent = serde_json::from_value(event).expect("a valid SQS event");
-    let response = notify_worker::handle(db, LambdaEvent::new(event, context()))
+    let state = worker_state(db);
+    let response = notify_worker::handle(&state, LambdaEvent::new(event, context()))
         .await
         .expect("the worker reports failures per record, never as an error");
     serde_json::to_value(response).expect("response serialises")

@@ -21,7 +21,7 @@ use http::{HeaderMap, Method, StatusCode};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use shared::{aws::Publisher, config::TokenConfig};
+use shared::{aws::Publisher, config::TokenConfig, throttle::RateLimits};
 use sqlx::PgPool;
 
 pub use lambda::Response;
@@ -39,6 +39,17 @@ pub fn token_config() -> TokenConfig {
         audience: "backend-api".into(),
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(3600),
+    }
+}
+
+/// Rate limits no ordinary test reaches (every test request comes from one address).
+pub fn unlimited() -> RateLimits {
+    let lots = shared::throttle::Limit::per(100_000, 60);
+    RateLimits {
+        login: lots,
+        register: lots,
+        refresh: lots,
+        password_reset: lots,
     }
 }
 
@@ -79,14 +90,28 @@ impl TestApp {
         Self::with_publisher(db, queue, publisher)
     }
 
+    /// An app whose auth function enforces `limits` (tests of the limits themselves).
+    pub async fn with_limits(db: PgPool, limits: RateLimits) -> Self {
+        let queue = sqs::Queue::create().await;
+        let publisher = queue.publisher();
+        Self::build(db, queue, publisher, limits)
+    }
+
     /// An app whose auth function publishes through `publisher` (e.g. an unreachable one).
     pub fn with_publisher(db: PgPool, queue: sqs::Queue, publisher: Publisher) -> Self {
+        Self::build(db, queue, publisher, unlimited())
+    }
+
+    fn build(db: PgPool, queue: sqs::Queue, publisher: Publisher, limits: RateLimits) -> Self {
         let config = token_config();
+        // Test database names are reused across runs: start with an empty mailbox.
+        let _ = std::fs::remove_dir_all(lambda::mail_dir(&db));
         Self {
             auth: shared::http::app(auth::router(auth::AppState::new(
                 db.clone(),
                 config.clone(),
                 publisher,
+                limits,
             ))),
             notifications: shared::http::app(notifications::router(notifications::AppState::new(
                 db.clone(),
@@ -243,6 +268,64 @@ impl TestApp {
         self.get("/api/v1/auth/me", Some(access_token)).await
     }
 
+    /// `POST path` with a JSON body from client address `ip`.
+    pub async fn post_from(&self, ip: &str, path: &str, body: &Value) -> Response {
+        let headers = [
+            ("content-type", "application/json"),
+            (lambda::SOURCE_IP, ip),
+        ];
+        let body = body.to_string();
+        self.request(
+            Self::function_for(path),
+            Method::POST,
+            path,
+            &headers,
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Every email the worker has sent for this app, oldest first.
+    pub fn mailbox(&self) -> Vec<Mail> {
+        let Ok(dir) = std::fs::read_dir(lambda::mail_dir(&self.db)) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = dir
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        // File names are message ids (UUID v7): sorting them sorts by time.
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let bytes = std::fs::read(p).expect("mail file readable");
+                serde_json::from_slice(&bytes).expect("mail file is JSON")
+            })
+            .collect()
+    }
+
+    /// Runs the worker, then returns the token of the newest `page` link (e.g.
+    /// `reset-password`) emailed to `to`.
+    pub async fn emailed_token(&self, to: &str, page: &str) -> String {
+        self.run_worker().await;
+        let marker = format!("/{page}?token=");
+        self.mailbox()
+            .iter()
+            .rev()
+            .filter(|m| m.to == to)
+            .find_map(|m| {
+                let start = m.text.find(&marker)? + marker.len();
+                let token: String = m.text[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                Some(token)
+            })
+            .unwrap_or_else(|| panic!("no {page} link was emailed to {to}: {:?}", self.mailbox()))
+    }
+
     /// Drains this app's queue into the worker until the queue is empty; returns how
     /// many records the worker handled.
     pub async fn run_worker(&self) -> usize {
@@ -272,6 +355,17 @@ fn uploads_router(
         std::sync::Arc::new(storage),
     );
     shared::http::app(uploads::router(state))
+}
+
+/// An email the worker sent (the directory mailer's file).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Mail {
+    /// Recipient.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
 }
 
 /// The token pair from login or refresh.

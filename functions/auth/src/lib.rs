@@ -1,14 +1,19 @@
 //! The `auth` function: registration, login, token refresh, logout and "who am I".
 //!
-//! Layout: [`accounts`] registers users and shows the current one; [`sessions`] logs in,
-//! rotates refresh tokens (revoking the whole session when a used token comes back) and
-//! logs out. `main.rs` builds [`AppState`] once per cold start and serves [`router`].
+//! Layout: [`accounts`] registers users and shows the current one; [`sessions`] logs in
+//! (rate-limited per IP, locked per account after repeated failures), rotates refresh
+//! tokens (revoking the whole session when a used token comes back) and logs out;
+//! [`recovery`] handles password reset and email verification links; [`cookies`] is the
+//! refresh-token cookie for browsers. `main.rs` builds [`AppState`] once per cold start
+//! and serves [`router`]. Every security event is written to the audit log.
 //!
 //! A request flows: API Gateway -> `shared::http` (request id, panic guard, body limit)
 //! -> this router -> handler -> Postgres (one transaction per change) -> after commit,
 //! the welcome message is relayed from the outbox to SQS.
 
 pub mod accounts;
+pub mod cookies;
+pub mod recovery;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -18,7 +23,12 @@ use axum::{
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, aws::Publisher, config::TokenConfig};
+use shared::{
+    auth::AuthState,
+    aws::Publisher,
+    config::TokenConfig,
+    throttle::{Lockout, RateLimits},
+};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
@@ -33,16 +43,22 @@ pub struct AppState {
     pub auth: AuthState,
     /// Publishes to the notifications queue.
     pub publisher: Publisher,
+    /// Per-client-IP limits.
+    pub limits: RateLimits,
+    /// The per-account lockout rule.
+    pub lockout: Lockout,
 }
 
 impl AppState {
-    /// Assembles the state from its parts.
-    pub fn new(db: PgPool, config: TokenConfig, publisher: Publisher) -> Self {
+    /// Assembles the state from its parts, with the default lockout rule.
+    pub fn new(db: PgPool, config: TokenConfig, publisher: Publisher, limits: RateLimits) -> Self {
         Self {
             auth: AuthState::new(db.clone(), &config),
             db,
             config: Arc::new(config),
             publisher,
+            limits,
+            lockout: Lockout::default(),
         }
     }
 }
@@ -55,6 +71,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(sessions::login))
         .route("/api/v1/auth/refresh", post(sessions::refresh))
         .route("/api/v1/auth/logout", post(sessions::logout))
+        .route("/api/v1/auth/password-reset", post(recovery::request_reset))
+        .route(
+            "/api/v1/auth/password-reset/confirm",
+            post(recovery::confirm_reset),
+        )
+        .route("/api/v1/auth/verify-email", post(recovery::verify_email))
+        .route(
+            "/api/v1/auth/verify-email/resend",
+            post(recovery::resend_verification),
+        )
         .with_state(state)
 }
 
@@ -67,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         sessions::login,
         sessions::refresh,
         sessions::logout,
+        recovery::request_reset,
+        recovery::confirm_reset,
+        recovery::verify_email,
+        recovery::resend_verification,
     ),
     tags((name = "auth", description = "Registration, login and sessions"))
 )]

@@ -4,6 +4,7 @@ use shared::{
     aws::Publisher,
     config::{DatabaseConfig, QueueConfig, TokenConfig},
     db, http, telemetry,
+    throttle::RateLimits,
 };
 
 #[tokio::main]
@@ -12,6 +13,6 @@ async fn main() -> Result<(), shared::BoxError> {
     let db = db::pool(&DatabaseConfig::from_env()?)?;
     let tokens = TokenConfig::from_env()?;
     let publisher = Publisher::from_config(&QueueConfig::from_env()?);
-    let state = auth::AppState::new(db, tokens, publisher);
+    let state = auth::AppState::new(db, tokens, publisher, RateLimits::from_env()?);
     http::serve(auth::router(state)).await
 }

@@ -1,25 +1,36 @@
-//! Sessions: login, refresh-token rotation with reuse detection, logout.
+//! Sessions: login (with per-IP rate limits and per-account lockout), refresh-token
+//! rotation with reuse detection, logout.
 //!
 //! A session is one login. Each refresh rotates its refresh token: the presented one is
 //! marked used and a new one issued. A used token presented again means two parties
 //! hold it (theft or replay), so the whole session is revoked: the newest refresh
 //! token and every access token of the session stop working at once.
+//!
+//! Browser clients get the refresh token as an `HttpOnly` cookie as well as in the
+//! body ([`crate::cookies`]); refresh and logout take it from either.
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{AppendHeaders, IntoResponse, Response},
+};
 use serde::{Deserialize, Serialize};
 use shared::{
+    audit::{self, AuditEvent, AuditKind},
     auth::CurrentUser,
+    client::ClientInfo,
     error::{ApiError, ApiResult, Problem},
     extract::Json,
     identity::{Role, SessionId, UserId},
-    password,
+    password, throttle,
     tokens::{RefreshToken, hash_refresh_token},
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::AppState;
+use crate::{AppState, cookies};
 
 const BAD_CREDENTIALS: &str = "invalid email or password";
 const BAD_REFRESH: &str = "invalid or expired refresh token";
@@ -35,11 +46,13 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// A refresh request.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A refresh or logout request. The body is optional when the `refresh_token` cookie
+/// is sent.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh. Single use.
-    pub refresh_token: String,
+    pub refresh_token: Option<String>,
 }
 
 /// A token pair.
@@ -52,27 +65,34 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// Opaque, single-use token to get the next pair.
+    /// Opaque, single-use token to get the next pair (also set as a cookie).
     pub refresh_token: String,
 }
 
-/// Logs in. Unknown email and wrong password give the same answer in the same time.
+/// Logs in. Unknown email and wrong password give the same answer in the same time;
+/// five failures within 15 minutes lock the email (known or not) for 15 minutes.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
     tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 200, description = "Logged in; the refresh token is also set as an HttpOnly cookie", body = TokenResponse),
         (status = 401, description = "Invalid email or password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this address, or the email is locked; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     Json(request): Json<LoginRequest>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<Response> {
+    throttle::hit(&state.db, "login", client.rate_key(), state.limits.login).await?;
+    let email_key = throttle::email_key(&request.email);
+    throttle::begin_login(&state.db, &email_key, state.lockout).await?;
+
     let account = sqlx::query!(
         r#"SELECT id AS "id: UserId", password_hash, role AS "role: Role"
            FROM users WHERE lower(email) = lower($1)"#,
@@ -81,12 +101,31 @@ pub async fn login(
     .fetch_optional(&state.db)
     .await?;
 
-    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    // No account and an account without a password (provisioned from Better Auth) both
+    // verify against the dummy hash: same work, same answer.
+    let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     let matches = password::verify_or_dummy(request.password, stored).await?;
     let Some(account) = account.filter(|_| matches) else {
+        let target = None;
+        audit::record(
+            &state.db,
+            &client,
+            AuditEvent::anonymous(AuditKind::LoginFailed, target),
+        )
+        .await?;
+        if throttle::login_failed(&state.db, &email_key, state.lockout).await? {
+            audit::record(
+                &state.db,
+                &client,
+                AuditEvent::anonymous(AuditKind::Lockout, target),
+            )
+            .await?;
+            tracing::warn!("login locked after repeated failures");
+        }
         tracing::info!("login refused");
         return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
     };
+    throttle::clear_login(&state.db, &email_key).await?;
 
     let mut tx = state.db.begin().await?;
     let session = SessionId::new();
@@ -100,29 +139,74 @@ pub async fn login(
     .execute(&mut *tx)
     .await?;
     let refresh = insert_refresh_token(&mut tx, session, expires_at).await?;
+    audit::record(
+        &mut *tx,
+        &client,
+        AuditEvent::by(AuditKind::LoginSucceeded, account.id),
+    )
+    .await?;
     tx.commit().await?;
 
     tracing::info!(user_id = %account.id, session_id = %session, "logged in");
     token_pair(&state, account.id, session, account.role, refresh)
 }
 
-/// Exchanges a refresh token for a new pair. Reusing a rotated token revokes the session.
+/// The refresh token a client presented: the body's, else the cookie's.
+fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> ApiResult<Option<String>> {
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a request body with `Content-Type: application/json`".into(),
+            ));
+        }
+        let request: RefreshRequest = serde_json::from_slice(body).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                ApiError::BadRequest(format!("malformed JSON: {e}"))
+            } else {
+                ApiError::Unprocessable(format!("invalid request body: {e}"))
+            }
+        })?;
+        request.refresh_token
+    };
+    Ok(from_body.or_else(|| cookies::read(headers)))
+}
+
+/// Exchanges a refresh token (body or cookie) for a new pair. Reusing a rotated token
+/// revokes the session.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",
     tag = "auth",
-    request_body = RefreshRequest,
+    request_body(content = Option<RefreshRequest>, description = "Optional when the refresh_token cookie is sent"),
     responses(
-        (status = 200, description = "A new token pair", body = TokenResponse),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A new token pair; the cookie is replaced too", body = TokenResponse),
+        (status = 401, description = "Missing, unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     State(state): State<AppState>,
-    Json(request): Json<RefreshRequest>,
-) -> ApiResult<Json<TokenResponse>> {
-    let hash = hash_refresh_token(&request.refresh_token);
+    client: ClientInfo,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    throttle::hit(
+        &state.db,
+        "refresh",
+        client.rate_key(),
+        state.limits.refresh,
+    )
+    .await?;
+    let presented =
+        presented_refresh_token(&headers, &body)?.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
+    let hash = hash_refresh_token(&presented);
     let mut tx = state.db.begin().await?;
     // The row lock serialises concurrent refreshes with one token: the second sees it used.
     let Some(found) = sqlx::query!(
@@ -146,6 +230,9 @@ pub async fn refresh(
     }
     if found.used_at.is_some() {
         revoke_session(&mut tx, found.session_id, "refresh_token_reuse").await?;
+        let event = AuditEvent::anonymous(AuditKind::RefreshReuseDetected, Some(found.user_id))
+            .with(serde_json::json!({ "session_id": found.session_id }));
+        audit::record(&mut *tx, &client, event).await?;
         tx.commit().await?;
         tracing::warn!(session_id = %found.session_id, user_id = %found.user_id, "refresh token reuse: session revoked");
         return Err(ApiError::Unauthorized(BAD_REFRESH));
@@ -174,23 +261,58 @@ pub async fn refresh(
     token_pair(&state, found.user_id, found.session_id, found.role, next)
 }
 
-/// Ends the caller's session: its refresh token and access tokens stop working at once.
+/// Ends a session: its refresh token and access tokens stop working at once. The
+/// session is the bearer token's, or else the refresh token's (body or cookie), so a
+/// browser whose access token expired can still log out. The cookie is cleared.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
     tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ()),
+    request_body(content = Option<RefreshRequest>, description = "Needed only without a bearer token or cookie"),
     responses(
-        (status = 204, description = "Logged out"),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "Logged out; the cookie is cleared"),
+        (status = 401, description = "No valid access token, refresh token or cookie", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[tracing::instrument(skip_all, fields(user_id = %user.id))]
-pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> ApiResult<StatusCode> {
+#[tracing::instrument(skip_all)]
+pub async fn logout(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    user: Option<CurrentUser>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let session = match user.and_then(|u| u.session_id.map(|s| (u.id, s))) {
+        Some(found) => found,
+        None => {
+            let presented = presented_refresh_token(&headers, &body)?
+                .ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
+            sqlx::query!(
+                r#"SELECT s.user_id AS "user_id: UserId", s.id AS "id: SessionId"
+                   FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                   WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()
+                     AND s.revoked_at IS NULL"#,
+                hash_refresh_token(&presented),
+            )
+            .fetch_optional(&state.db)
+            .await?
+            .map(|row| (row.user_id, row.id))
+            .ok_or(ApiError::Unauthorized(BAD_REFRESH))?
+        }
+    };
+    let (user_id, session_id) = session;
     let mut tx = state.db.begin().await?;
-    revoke_session(&mut tx, user.session_id, "logout").await?;
+    revoke_session(&mut tx, session_id, "logout").await?;
+    let event = AuditEvent::by(AuditKind::Logout, user_id)
+        .with(serde_json::json!({ "session_id": session_id }));
+    audit::record(&mut *tx, &client, event).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, cookies::clear())]),
+    )
+        .into_response())
 }
 
 async fn insert_refresh_token(
@@ -210,7 +332,8 @@ async fn insert_refresh_token(
     Ok(token)
 }
 
-async fn revoke_session(
+/// Revokes one session (logout, refresh-token reuse).
+pub(crate) async fn revoke_session(
     tx: &mut PgConnection,
     session: SessionId,
     reason: &str,
@@ -231,12 +354,14 @@ fn token_pair(
     session: SessionId,
     role: Role,
     refresh: RefreshToken,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<Response> {
     let access = state.auth.tokens.issue(user, session, role)?;
-    Ok(Json(TokenResponse {
+    let cookie = cookies::set(&refresh.token, state.config.refresh_ttl.as_secs());
+    let body = Json(TokenResponse {
         access_token: access.token,
         token_type: "Bearer".into(),
         expires_in: access.expires_in,
         refresh_token: refresh.token,
-    }))
+    });
+    Ok((AppendHeaders([(header::SET_COOKIE, cookie)]), body).into_response())
 }

@@ -1,0 +1,248 @@
+//! Password policy, per-account lockout and per-IP rate limits.
+
+use api_tests::{PASSWORD, TestApp, unlimited};
+use futures::future::join_all;
+use http::StatusCode;
+use serde_json::{Value, json};
+use shared::throttle::{Limit, RateLimits};
+use sqlx::PgPool;
+
+/// A problem body without its request id, to compare two answers.
+fn comparable(mut problem: Value) -> Value {
+    problem.as_object_mut().unwrap().remove("request_id");
+    problem
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn weak_passwords_are_refused_naming_the_rule(db: PgPool) {
+    let app = TestApp::new(db).await;
+    for (password, code) in [
+        ("short", "too_short"),
+        ("1qaz2wsx3edc", "common_password"),
+        ("Password2024!!", "common_password"),
+        ("zzzzzzzzzzzzzzzz", "too_repetitive"),
+        ("grace.hopper is my password", "contains_email"),
+    ] {
+        let problem = app
+            .register("Grace.Hopper@example.com", password, "Grace")
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["errors"][0]["field"], "password", "{password}");
+        assert_eq!(problem["errors"][0]["code"], code, "{password}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "nothing written by refused registrations");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn five_failures_lock_known_and_unknown_emails_alike(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+
+    let mut answers = Vec::new();
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let mut statuses = Vec::new();
+        let mut bodies = Vec::new();
+        for _ in 0..5 {
+            let r = app.login(email, "wrong password, wrong").await;
+            statuses.push(r.status);
+            bodies.push(comparable(r.problem(r.status)));
+        }
+        // The sixth, even with the right password, is refused while locked.
+        let locked = app.login(email, PASSWORD).await;
+        let retry: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+        assert!((840..=900).contains(&retry), "Retry-After {retry}");
+        statuses.push(locked.status);
+        bodies.push(comparable(locked.problem(StatusCode::TOO_MANY_REQUESTS)));
+        answers.push((statuses, bodies));
+    }
+    assert_eq!(
+        answers[0].0,
+        [
+            [StatusCode::UNAUTHORIZED; 5].as_slice(),
+            &[StatusCode::TOO_MANY_REQUESTS]
+        ]
+        .concat()
+    );
+    assert_eq!(
+        answers[0], answers[1],
+        "lockout must not reveal which email exists"
+    );
+
+    // Other accounts are unaffected; the lock ends after its time.
+    app.user("bob@example.com").await;
+    sqlx::query("UPDATE login_attempts SET locked_until = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+
+    // The audit log has the failures and the lockouts.
+    let kinds: Vec<(String, i64)> =
+        sqlx::query_as("SELECT kind, count(*) FROM audit_events GROUP BY kind ORDER BY kind")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert!(kinds.contains(&("login_failed".into(), 10)), "{kinds:?}");
+    assert!(kinds.contains(&("lockout".into(), 2)), "{kinds:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_guesses_get_no_more_than_five_checks(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    let passwords: Vec<String> = (0..20).map(|i| format!("guess number {i} wrong")).collect();
+    let guesses = passwords.iter().map(|p| app.login("ada@example.com", p));
+    let statuses: Vec<StatusCode> = join_all(guesses).await.iter().map(|r| r.status).collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "{statuses:?}");
+    assert_eq!(checked + refused, 20, "{statuses:?}");
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_success_resets_the_failure_count(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    for _ in 0..4 {
+        app.login("ada@example.com", "wrong password, wrong").await;
+    }
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+    for _ in 0..4 {
+        let r = app.login("ada@example.com", "wrong password, wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn per_ip_limits_hold_and_other_addresses_are_unaffected(db: PgPool) {
+    let limits = RateLimits {
+        login: Limit::per(3, 60),
+        ..unlimited()
+    };
+    let app = TestApp::with_limits(db, limits).await;
+    let login = json!({"email": "x@example.com", "password": "whatever it is"});
+    for _ in 0..3 {
+        let r = app
+            .post_from("198.51.100.1", "/api/v1/auth/login", &login)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let limited = app
+        .post_from("198.51.100.1", "/api/v1/auth/login", &login)
+        .await;
+    limited.problem(StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Forged X-Forwarded-For changes nothing: the limit keys on API Gateway's source IP.
+    let forged = app
+        .request(
+            api_tests::Function::Auth,
+            http::Method::POST,
+            "/api/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("x-forwarded-for", "192.0.2.99"),
+                (api_tests::lambda::SOURCE_IP, "198.51.100.1"),
+            ],
+            Some(&login.to_string()),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::TOO_MANY_REQUESTS);
+    let other = app
+        .post_from("198.51.100.2", "/api/v1/auth/login", &login)
+        .await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn limits_hold_under_concurrent_requests(db: PgPool) {
+    let limits = RateLimits {
+        register: Limit::per(3, 3600),
+        password_reset: Limit::per(4, 3600),
+        refresh: Limit::per(5, 60),
+        ..unlimited()
+    };
+    let app = &TestApp::with_limits(db, limits).await;
+    let ip = "198.51.100.7";
+
+    let registrations = (0..12).map(|i| {
+        let body = json!({"email": format!("u{i}@example.com"), "password": PASSWORD, "name": "U"});
+        async move { app.post_from(ip, "/api/v1/auth/register", &body).await }
+    });
+    let statuses: Vec<_> = join_all(registrations)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        9,
+        "{statuses:?}"
+    );
+
+    let resets = (0..10).map(|_| {
+        let body = json!({"email": "u0@example.com"});
+        async move {
+            app.post_from(ip, "/api/v1/auth/password-reset", &body)
+                .await
+        }
+    });
+    let statuses: Vec<_> = join_all(resets).await.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::ACCEPTED)
+            .count(),
+        4,
+        "{statuses:?}"
+    );
+
+    let refreshes = (0..10).map(|_| {
+        let body = json!({"refresh_token": "not-a-token"});
+        async move { app.post_from(ip, "/api/v1/auth/refresh", &body).await }
+    });
+    let statuses: Vec<_> = join_all(refreshes).await.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count(),
+        5,
+        "{statuses:?}"
+    );
+}

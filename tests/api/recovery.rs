@@ -1,0 +1,361 @@
+//! Password reset, email verification and the refresh-token cookie.
+
+use api_tests::{Function, PASSWORD, TestApp, Tokens};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const NEW_PASSWORD: &str = "an entirely new passphrase";
+
+fn comparable(response: &api_tests::Response) -> (StatusCode, String) {
+    (response.status, response.text())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn reset_answers_alike_for_unknown_emails_and_mails_only_real_accounts(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    app.run_worker().await;
+    let before = app.mailbox().len();
+
+    let known = app
+        .post(
+            "/api/v1/auth/password-reset",
+            &json!({"email": "ADA@example.com"}),
+            None,
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/password-reset",
+            &json!({"email": "nobody@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(known.status, StatusCode::ACCEPTED);
+    assert_eq!(comparable(&known), comparable(&unknown));
+    // Both queued a message: the API did the same work either way.
+    assert_eq!(app.run_worker().await, 2);
+    let mails = app.mailbox();
+    assert_eq!(mails.len(), before + 1, "{mails:?}");
+    let mail = mails.last().unwrap();
+    assert_eq!(mail.to, "ada@example.com");
+    assert!(
+        mail.text
+            .contains("https://app.example.com/reset-password?token=")
+    );
+
+    // Malformed addresses get a 422 (that reveals nothing about accounts).
+    app.post(
+        "/api/v1/auth/password-reset",
+        &json!({"email": "nope"}),
+        None,
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_reset_token_works_once_and_revokes_every_session(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let laptop = app.user("ada@example.com").await;
+    let phone: Tokens = app.login("ada@example.com", PASSWORD).await.json();
+    app.post(
+        "/api/v1/auth/password-reset",
+        &json!({"email": "ada@example.com"}),
+        None,
+    )
+    .await;
+    let token = app.emailed_token("ada@example.com", "reset-password").await;
+
+    // A weak password is refused without spending the token.
+    let weak = app
+        .post(
+            "/api/v1/auth/password-reset/confirm",
+            &json!({"token": token, "new_password": "password"}),
+            None,
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(weak["errors"][0]["field"], "new_password");
+    let contains_email = app
+        .post(
+            "/api/v1/auth/password-reset/confirm",
+            &json!({"token": token, "new_password": "ada is the best ever"}),
+            None,
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(contains_email["errors"][0]["code"], "contains_email");
+
+    let confirm = json!({"token": token, "new_password": NEW_PASSWORD});
+    let (first, second) = tokio::join!(
+        app.post("/api/v1/auth/password-reset/confirm", &confirm, None),
+        app.post("/api/v1/auth/password-reset/confirm", &confirm, None),
+    );
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::NO_CONTENT, StatusCode::BAD_REQUEST]);
+    app.post("/api/v1/auth/password-reset/confirm", &confirm, None)
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+
+    for session in [&laptop, &phone] {
+        app.me(&session.access_token)
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+        app.refresh(&session.refresh_token)
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+    }
+    app.login("ada@example.com", PASSWORD)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    let fresh: Tokens = app.login("ada@example.com", NEW_PASSWORD).await.json();
+    // The link proved control of the address.
+    assert_eq!(
+        app.me(&fresh.access_token).await.json::<Value>()["email_verified"],
+        true
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn expired_superseded_and_forged_reset_tokens_are_refused(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    let confirm = |token: String| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/v1/auth/password-reset/confirm",
+                &json!({"token": token, "new_password": NEW_PASSWORD}),
+                None,
+            )
+            .await
+        }
+    };
+    let reset = json!({"email": "ada@example.com"});
+    let request = || app.post("/api/v1/auth/password-reset", &reset, None);
+
+    request().await;
+    let old = app.emailed_token("ada@example.com", "reset-password").await;
+    request().await;
+    let newer = app.emailed_token("ada@example.com", "reset-password").await;
+    assert_ne!(old, newer);
+    confirm(old).await.problem(StatusCode::BAD_REQUEST);
+    // A (live) verification token is not a reset token.
+    let verify = app.emailed_token("ada@example.com", "verify-email").await;
+    confirm(verify).await.problem(StatusCode::BAD_REQUEST);
+
+    sqlx::query("UPDATE user_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    confirm(newer).await.problem(StatusCode::BAD_REQUEST);
+    confirm("x".repeat(43))
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    confirm(String::new())
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn email_verification_and_resend(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ada = app.user("ada@example.com").await;
+    assert_eq!(
+        app.me(&ada.access_token).await.json::<Value>()["email_verified"],
+        false
+    );
+
+    let first = app.emailed_token("ada@example.com", "verify-email").await;
+    let resend = app
+        .post(
+            "/api/v1/auth/verify-email/resend",
+            &json!({}),
+            Some(&ada.access_token),
+        )
+        .await;
+    assert_eq!(resend.status, StatusCode::ACCEPTED);
+    let second = app.emailed_token("ada@example.com", "verify-email").await;
+    // The resend superseded the first link.
+    app.post("/api/v1/auth/verify-email", &json!({"token": first}), None)
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    let verified = app
+        .post("/api/v1/auth/verify-email", &json!({"token": second}), None)
+        .await;
+    assert_eq!(
+        verified.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        verified.text()
+    );
+    app.post("/api/v1/auth/verify-email", &json!({"token": second}), None)
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.me(&ada.access_token).await.json::<Value>()["email_verified"],
+        true
+    );
+
+    // Once verified, a resend sends nothing.
+    let mails = app.mailbox().len();
+    app.post(
+        "/api/v1/auth/verify-email/resend",
+        &json!({}),
+        Some(&ada.access_token),
+    )
+    .await;
+    app.run_worker().await;
+    assert_eq!(app.mailbox().len(), mails);
+    app.post("/api/v1/auth/verify-email/resend", &json!({}), None)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.strip_prefix("refresh_token="))
+        .unwrap()
+        .to_owned()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn browsers_refresh_and_log_out_with_the_cookie(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    let login = app.login("ada@example.com", PASSWORD).await;
+    let set_cookie = login.header("set-cookie").unwrap().to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api/v1/auth"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let tokens: Tokens = login.json();
+    assert_eq!(cookie_value(&set_cookie), tokens.refresh_token);
+
+    // Refresh with only the cookie, no body at all.
+    let cookie = format!("theme=dark; refresh_token={}", tokens.refresh_token);
+    let refreshed = app
+        .request(
+            Function::Auth,
+            Method::POST,
+            "/api/v1/auth/refresh",
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let next = cookie_value(refreshed.header("set-cookie").unwrap());
+    assert_eq!(next, refreshed.json::<Tokens>().refresh_token);
+
+    // The old cookie is a reused token now: refused (and the session revoked).
+    let replay = app
+        .request(
+            Function::Auth,
+            Method::POST,
+            "/api/v1/auth/refresh",
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    replay.problem(StatusCode::UNAUTHORIZED);
+
+    // Log out with a fresh session's cookie only: the cookie is cleared, the session dead.
+    let login: Tokens = app.login("ada@example.com", PASSWORD).await.json();
+    let cookie = format!("refresh_token={}", login.refresh_token);
+    let logout = app
+        .request(
+            Function::Auth,
+            Method::POST,
+            "/api/v1/auth/logout",
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.text());
+    assert!(logout.header("set-cookie").unwrap().contains("Max-Age=0"));
+    app.me(&login.access_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.refresh(&login.refresh_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+
+    // Neither bearer nor cookie nor body: 401. A non-JSON body: 415.
+    app.request(
+        Function::Auth,
+        Method::POST,
+        "/api/v1/auth/logout",
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::UNAUTHORIZED);
+    app.request(
+        Function::Auth,
+        Method::POST,
+        "/api/v1/auth/refresh",
+        &[("content-type", "text/plain")],
+        Some("token"),
+    )
+    .await
+    .problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    app.post_raw("/api/v1/auth/refresh", "{not json", None)
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    app.post("/api/v1/auth/refresh", &json!({"refresh_token": 5}), None)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn security_events_are_audited(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ada = app.user("ada@example.com").await;
+    app.refresh(&ada.refresh_token).await;
+    app.refresh(&ada.refresh_token).await; // reuse
+    let again: Tokens = app.login("ada@example.com", PASSWORD).await.json();
+    app.post("/api/v1/auth/logout", &json!({}), Some(&again.access_token))
+        .await;
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM audit_events ORDER BY occurred_at, id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "register",
+            "login_succeeded",
+            "refresh_reuse_detected",
+            "login_succeeded",
+            "logout"
+        ]
+    );
+    let row: (Option<String>, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT ip, user_agent, request_id FROM audit_events WHERE kind = 'logout'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(row.0.as_deref(), Some("203.0.113.7"));
+    assert_eq!(row.1.as_deref(), Some("api-tests"));
+    assert!(row.2.is_some());
+    // Append-only.
+    for statement in [
+        "UPDATE audit_events SET kind = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        assert!(
+            sqlx::query(statement).execute(&app.db).await.is_err(),
+            "{statement}"
+        );
+    }
+}
