@@ -74,6 +74,31 @@ impl Role {
     }
 }
 
+/// A display name: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    /// Parses a name.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let name = raw.trim();
+        if name.is_empty() {
+            Err("is required")
+        } else if name.chars().count() > 100 {
+            Err("must be at most 100 characters")
+        } else if name.chars().any(char::is_control) {
+            Err("must not contain control characters")
+        } else {
+            Ok(Self(name.to_owned()))
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A syntactically valid email address, trimmed. Compared case-insensitively by the
 /// database (a unique index on `lower(email)`), stored as the user typed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -126,6 +151,14 @@ impl Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(UserName::parse("  Ada ").unwrap().as_str(), "Ada");
+        assert!(UserName::parse("   ").is_err());
+        assert!(UserName::parse(&"x".repeat(101)).is_err());
+        assert!(UserName::parse("a\u{7}b").is_err());
+    }
 
     #[test]
     fn roles_are_ordered() {

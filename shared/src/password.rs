@@ -78,6 +78,11 @@ impl Password {
     pub fn into_inner(self) -> String {
         self.0
     }
+
+    /// The password, borrowed (to hash a copy).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Password {

@@ -115,8 +115,32 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
         Function::Uploads,
         StatusCode::NO_CONTENT,
     ),
-    // Last: it ends the session the others use.
+    ("users/me.json", Function::Users, StatusCode::OK),
+    ("users/update-me.json", Function::Users, StatusCode::OK),
+    // The sample user is no admin: the admin routes refuse it.
+    ("users/list.json", Function::Users, StatusCode::FORBIDDEN),
+    ("users/get.json", Function::Users, StatusCode::FORBIDDEN),
+    ("users/update.json", Function::Users, StatusCode::FORBIDDEN),
+    ("users/delete.json", Function::Users, StatusCode::FORBIDDEN),
+    (
+        "users/audit-events.json",
+        Function::Users,
+        StatusCode::FORBIDDEN,
+    ),
+    // Keeps this session, ends every other one.
+    (
+        "users/change-password.json",
+        Function::Users,
+        StatusCode::NO_CONTENT,
+    ),
+    // It ends the session the others use.
     ("auth/logout.json", Function::Auth, StatusCode::NO_CONTENT),
+    // Last: logs in again (with the changed password) and deletes the sample user.
+    (
+        "users/delete-me.json",
+        Function::Users,
+        StatusCode::NO_CONTENT,
+    ),
 ];
 
 const OTHER_SAMPLES: &[&str] = &[
@@ -146,6 +170,10 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
     let mut task_id: Option<String> = None;
     let mut upload_id: Option<String> = None;
     for (sample, function, expected) in HTTP_SAMPLES {
+        if *sample == "users/delete-me.json" {
+            let login = app.login("ada@example.com", "a brand new passphrase").await;
+            tokens = Some(login.json());
+        }
         let mut text = load(sample);
         if let Some(t) = &tokens {
             text = text
@@ -227,7 +255,7 @@ async fn migrate_applies_everything_once(db: PgPool) {
     let invoke = || async {
         let event =
             lambda_runtime::LambdaEvent::new(sample.clone(), lambda_runtime::Context::default());
-        migrate::handle(&db, event).await.unwrap()
+        migrate::handle(&db, None, event).await.unwrap()
     };
     let first = invoke().await;
     let expected = migrate::MIGRATOR.iter().count();

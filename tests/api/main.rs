@@ -18,4 +18,5 @@ mod task_plans;
 mod tasks;
 mod tokens;
 mod uploads;
+mod users;
 mod worker;

@@ -66,6 +66,8 @@ pub enum Function {
     Tasks,
     /// `functions/uploads`.
     Uploads,
+    /// `functions/users`.
+    Users,
 }
 
 /// Every HTTP function wired to one test database and one fresh queue.
@@ -79,6 +81,7 @@ pub struct TestApp {
     platform: Router,
     tasks: Router,
     uploads: Router,
+    users: Router,
 }
 
 impl TestApp {
@@ -119,6 +122,7 @@ impl TestApp {
             ))),
             platform: shared::http::app(platform::router(db.clone())),
             tasks: shared::http::app(tasks::router(tasks::AppState::new(db.clone(), &config))),
+            users: shared::http::app(users::router(users::AppState::new(db.clone(), &config))),
             uploads: uploads_router(
                 &db,
                 s3::moto_client(),
@@ -157,6 +161,7 @@ impl TestApp {
             Function::Platform => self.platform.clone(),
             Function::Tasks => self.tasks.clone(),
             Function::Uploads => self.uploads.clone(),
+            Function::Users => self.users.clone(),
         }
     }
 
@@ -183,6 +188,8 @@ impl TestApp {
             Function::Tasks
         } else if path.starts_with("/api/v1/uploads") {
             Function::Uploads
+        } else if path.starts_with("/api/v1/users") || path.starts_with("/api/v1/audit-events") {
+            Function::Users
         } else {
             Function::Platform
         }

@@ -14,7 +14,7 @@ use shared::{
     db::unique_violation,
     error::{ApiError, ApiResult, FieldError, Problem},
     extract::Json,
-    identity::{Email, Role, UserId},
+    identity::{Email, Role, UserId, UserName},
     messages::NotificationMessage,
     outbox, password,
 };
@@ -39,25 +39,6 @@ pub struct RegisterRequest {
     /// Display name, 1 to 100 characters.
     #[schema(example = "Ada Lovelace")]
     pub name: String,
-}
-
-/// A display name: trimmed, 1 to 100 characters, no control characters.
-pub struct UserName(pub String);
-
-impl UserName {
-    /// Parses a name.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let name = raw.trim();
-        if name.is_empty() {
-            Err("is required")
-        } else if name.chars().count() > 100 {
-            Err("must be at most 100 characters")
-        } else if name.chars().any(char::is_control) {
-            Err("must not contain control characters")
-        } else {
-            Ok(Self(name.to_owned()))
-        }
-    }
 }
 
 /// A registration whose every field is valid.
@@ -147,7 +128,7 @@ pub async fn register(
     let hash = password::hash(new.password.into_inner()).await?;
 
     let mut tx = state.db.begin().await?;
-    let user = insert_user(&mut tx, &new.email, &new.name.0, &hash)
+    let user = insert_user(&mut tx, &new.email, new.name.as_str(), &hash)
         .await
         .map_err(|e| match unique_violation(&e) {
             Some("users_email_lower_key") => {
@@ -225,14 +206,6 @@ pub async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<J
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_trimmed_and_bounded() {
-        assert_eq!(UserName::parse("  Ada ").unwrap().0, "Ada");
-        assert!(UserName::parse("   ").is_err());
-        assert!(UserName::parse(&"x".repeat(101)).is_err());
-        assert!(UserName::parse("a\u{7}b").is_err());
-    }
 
     #[test]
     fn registration_reports_every_invalid_field() {

@@ -4,11 +4,17 @@
 //! session-level advisory lock while it works, which a transaction-mode pooler would
 //! hand to another client between statements. Outside Lambda the binary runs once and
 //! exits, so `cargo run -p migrate` migrates a local database.
+//!
+//! After migrating, [`first_admin`] makes sure the configured first admin exists.
+
+pub mod first_admin;
 
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgPool, migrate::Migrator};
+
+use crate::first_admin::FirstAdmin;
 
 /// The migrations, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -20,21 +26,25 @@ pub struct Report {
     pub applied: Vec<i64>,
     /// The latest version now in the database.
     pub current: Option<i64>,
+    /// What happened to the first admin's account, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_admin: Option<first_admin::Outcome>,
 }
 
 /// Handles one invocation (the event's content is ignored: `{}` will do).
 pub async fn handle(
     db: &PgPool,
+    admin: Option<&FirstAdmin>,
     event: LambdaEvent<Value>,
 ) -> Result<Report, lambda_runtime::Error> {
     tracing::debug!(request_id = %event.context.request_id, "migrate invoked");
-    let report = run(db).await?;
+    let report = run(db, admin).await?;
     tracing::info!(?report, "migrations applied");
     Ok(report)
 }
 
-/// Applies every pending migration.
-pub async fn run(db: &PgPool) -> Result<Report, sqlx::migrate::MigrateError> {
+/// Applies every pending migration, then ensures the first admin (if configured).
+pub async fn run(db: &PgPool, admin: Option<&FirstAdmin>) -> anyhow::Result<Report> {
     let before = applied_versions(db).await?;
     MIGRATOR.run(db).await?;
     let after = applied_versions(db).await?;
@@ -43,9 +53,14 @@ pub async fn run(db: &PgPool) -> Result<Report, sqlx::migrate::MigrateError> {
         .copied()
         .filter(|v| !before.contains(v))
         .collect();
+    let first_admin = match admin {
+        Some(admin) => Some(first_admin::ensure(db, admin).await?),
+        None => None,
+    };
     Ok(Report {
         applied,
         current: after.last().copied(),
+        first_admin,
     })
 }
 

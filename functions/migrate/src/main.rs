@@ -11,13 +11,14 @@ async fn main() -> Result<(), shared::BoxError> {
     let mut config = DatabaseConfig::from_var("DATABASE_DIRECT_URL")?;
     config.max_connections = 1;
     let pool = db::pool(&config)?;
+    let admin = migrate::first_admin::FirstAdmin::from_env()?;
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-        let report = migrate::run(&pool).await?;
+        let report = migrate::run(&pool, admin.as_ref()).await?;
         tracing::info!(?report, "migrations applied");
         return Ok(());
     }
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        migrate::handle(&pool, event)
+        migrate::handle(&pool, admin.as_ref(), event)
     }))
     .await
 }

@@ -49,6 +49,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(notifications::ApiDoc::openapi());
     doc.merge(tasks::ApiDoc::openapi());
     doc.merge(uploads::ApiDoc::openapi());
+    doc.merge(users::ApiDoc::openapi());
     doc
 }
 

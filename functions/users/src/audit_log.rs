@@ -1,0 +1,143 @@
+//! The audit log, for admins: security events newest first, filtered and paginated.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use shared::{
+    audit::AuditKind,
+    auth::Admin,
+    error::{ApiResult, Problem},
+    extract::{Json, Query},
+    pagination::{self, Page, PageSize},
+};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+
+/// One recorded event.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEventView {
+    /// Its id.
+    pub id: Uuid,
+    /// When it happened (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: OffsetDateTime,
+    /// What happened (`login_failed`, `role_changed`, ...).
+    pub kind: String,
+    /// Who did it, when known.
+    pub actor_id: Option<Uuid>,
+    /// Whom it was done to, when known.
+    pub target_id: Option<Uuid>,
+    /// The client's IP address.
+    pub ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The request that caused it.
+    pub request_id: Option<String>,
+    /// Extra facts (a role change's `from` and `to`).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only this kind of event.
+    pub kind: Option<AuditKind>,
+    /// Only events by this user.
+    pub actor_id: Option<Uuid>,
+    /// Only events about this user.
+    pub target_id: Option<Uuid>,
+    /// Only events at or after this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<OffsetDateTime>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of audit events.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub items: Vec<AuditEventView>,
+    /// Cursor of the next page, absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<AuditEventView>> for AuditPage {
+    fn from(page: Page<AuditEventView>) -> Self {
+        Self {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// The cursor: the last event's time and id.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct AuditKey {
+    #[serde(with = "time::serde::rfc3339")]
+    t: OffsetDateTime,
+    id: Uuid,
+}
+
+/// Lists audit events, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit-events",
+    tag = "users",
+    params(AuditParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of audit events", body = AuditPage),
+        (status = 400, description = "Invalid cursor or filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(admin_id = %admin.id))]
+pub async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(params): Query<AuditParams>,
+) -> ApiResult<Json<AuditPage>> {
+    let size = PageSize::parse(params.limit)?;
+    let after: Option<AuditKey> = params
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor)
+        .transpose()?;
+    let rows = sqlx::query_as!(
+        AuditEventView,
+        r#"SELECT id, occurred_at, kind, actor_id, target_id, ip, user_agent, request_id, details
+           FROM audit_events
+           WHERE ($1::text IS NULL OR kind = $1)
+             AND ($2::uuid IS NULL OR actor_id = $2)
+             AND ($3::uuid IS NULL OR target_id = $3)
+             AND ($4::timestamptz IS NULL OR occurred_at >= $4)
+             AND ($5::timestamptz IS NULL OR (occurred_at, id) < ($5, $6))
+           ORDER BY occurred_at DESC, id DESC
+           LIMIT $7"#,
+        params.kind.map(AuditKind::as_str),
+        params.actor_id,
+        params.target_id,
+        params.since,
+        after.map(|k| k.t),
+        after.map(|k| k.id),
+        size.fetch(),
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let page = pagination::page(rows, size, |e| AuditKey {
+        t: e.occurred_at,
+        id: e.id,
+    });
+    Ok(Json(page.into()))
+}
