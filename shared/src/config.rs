@@ -109,8 +109,11 @@ impl std::fmt::Debug for DatabaseConfig {
 /// Settings for issuing and verifying our own tokens.
 #[derive(Clone)]
 pub struct TokenConfig {
-    /// HMAC key for access tokens (HS256). At least 32 bytes.
+    /// HMAC key that signs new access tokens (HS256). At least 32 bytes.
     pub jwt_secret: SecretString,
+    /// Earlier keys, still accepted until the tokens they signed have expired, so a key
+    /// rotates without logging anyone out. Each token names its key by `kid`.
+    pub previous_secrets: Vec<SecretString>,
     /// `iss` claim we issue and require.
     pub issuer: String,
     /// `aud` claim we issue and require.
@@ -122,7 +125,8 @@ pub struct TokenConfig {
 }
 
 impl TokenConfig {
-    /// Loads `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` and
+    /// Loads `JWT_SECRET`, `JWT_PREVIOUS_SECRETS` (comma-separated, optional),
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` and
     /// `REFRESH_TOKEN_TTL_SECONDS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let secret = required("JWT_SECRET")?;
@@ -130,6 +134,19 @@ impl TokenConfig {
             return Err(ConfigError::Invalid {
                 name: "JWT_SECRET",
                 reason: "must be at least 32 bytes".into(),
+            });
+        }
+        let previous: Vec<SecretString> = optional("JWT_PREVIOUS_SECRETS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        if previous.iter().any(|s| s.expose_secret().len() < 32) {
+            return Err(ConfigError::Invalid {
+                name: "JWT_PREVIOUS_SECRETS",
+                reason: "every key must be at least 32 bytes".into(),
             });
         }
         let access: u64 = parse_or("ACCESS_TOKEN_TTL_SECONDS", 900)?;
@@ -146,6 +163,7 @@ impl TokenConfig {
         }
         Ok(Self {
             jwt_secret: SecretString::from(secret),
+            previous_secrets: previous,
             issuer: optional("JWT_ISSUER").unwrap_or_else(|| "backend".into()),
             audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "backend-api".into()),
             access_ttl: Duration::from_secs(access),
@@ -163,6 +181,7 @@ impl std::fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenConfig")
             .field("jwt_secret", &"[redacted]")
+            .field("previous_secrets", &self.previous_secrets.len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
@@ -291,5 +310,45 @@ impl MailConfig {
             app_base_url: app_base_url.trim_end_matches('/').to_owned(),
             token_ttl: Duration::from_secs(ttl),
         })
+    }
+}
+
+/// Browser origins allowed to call the API with credentials (CORS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`); empty means no CORS headers at all.
+    pub origins: Vec<String>,
+}
+
+impl CorsConfig {
+    /// Loads `CORS_ALLOWED_ORIGINS` (comma-separated). In AWS, API Gateway's CORS
+    /// configuration (the template's `CorsAllowedOrigins`, the same list) answers
+    /// preflights and overrides these headers; locally this is what applies.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        optional("CORS_ALLOWED_ORIGINS").map_or(Ok(Self::default()), |raw| Self::parse(&raw))
+    }
+
+    /// Parses a comma-separated list, refusing wildcards (never allowed together with
+    /// credentials) and anything that is not a bare `scheme://host[:port]` origin.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: "CORS_ALLOWED_ORIGINS",
+            reason,
+        };
+        let mut origins = Vec::new();
+        for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            if origin.contains('*') {
+                return Err(invalid("wildcards are not allowed with credentials".into()));
+            }
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .ok_or_else(|| invalid(format!("{origin} must start with http:// or https://")))?;
+            if rest.is_empty() || rest.contains('/') || rest.contains('?') || rest.contains('#') {
+                return Err(invalid(format!("{origin} must be a bare origin (no path)")));
+            }
+            origins.push(origin.to_owned());
+        }
+        Ok(Self { origins })
     }
 }

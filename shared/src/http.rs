@@ -1,23 +1,28 @@
 //! HTTP glue shared by every HTTP function: request ids, logging, panic safety, body
 //! limits, problem+json fallbacks, and serving an axum router as a Lambda handler.
 //!
-//! A request flows: API Gateway event -> `lambda_http` -> [`request_context`] (request id,
-//! span, `x-request-id` header) -> panic guard -> body limit -> the function's router.
+//! A request flows: API Gateway event -> `lambda_http` -> CORS (when configured) ->
+//! [`request_context`] (request id, span, `x-request-id` header) -> security headers ->
+//! panic guard -> body limit -> the function's router.
 
 use std::time::Instant;
 
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderName, HeaderValue},
+    http::{HeaderName, HeaderValue, Method, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use lambda_http::{RequestExt, request::RequestContext};
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    set_header::SetResponseHeaderLayer,
+};
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use crate::{config::CorsConfig, error::ApiError};
 
 /// Largest JSON body any endpoint accepts. Every payload of this API is small; a
 /// larger one is refused before it is parsed.
@@ -42,12 +47,94 @@ pub fn app(router: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(request_context))
 }
 
+/// [`app`] plus CORS for the configured origins (none configured: no CORS headers).
+pub fn app_with_cors(router: Router, cors: &CorsConfig) -> Router {
+    let app = app(router);
+    if cors.origins.is_empty() {
+        return app;
+    }
+    let origins: Vec<HeaderValue> = cors
+        .origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    app.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::PUT,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                X_REQUEST_ID.clone(),
+            ])
+            .expose_headers([
+                header::ETAG,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                X_REQUEST_ID.clone(),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 /// Serves the router as a Lambda handler (API Gateway HTTP API and REST events).
-pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
-    lambda_http::run(app(router)).await
+pub async fn serve(router: Router) -> Result<(), crate::BoxError> {
+    let cors = CorsConfig::from_env()?;
+    lambda_http::run(app_with_cors(router, &cors)).await
+}
+
+/// `Cache-Control: no-store` on every response of a router, for routes that hand out
+/// credentials or personal data: no browser or proxy may keep a copy.
+pub fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
+/// What JSON responses may do in a browser: nothing (no scripts, no frames).
+const CSP_API: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// What the documentation pages need: Swagger UI's own files; ReDoc's script and fonts
+/// from their CDNs and its inline start-up script; calls back to this API only.
+const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.redoc.ly; \
+     style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; \
+     img-src 'self' data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Sets the security headers on every response (a handler's own values win).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let docs = path == "/docs" || path.starts_with("/docs/") || path == "/redoc";
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut set = |name: HeaderName, value: &'static str| {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    };
+    set(
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=63072000; includeSubDomains",
+    );
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        if docs { CSP_DOCS } else { CSP_API },
+    );
+    response
 }
 
 async fn no_route(request: Request) -> ApiError {

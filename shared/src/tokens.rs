@@ -2,12 +2,15 @@
 //!
 //! Access tokens are HS256 JWTs whose algorithm, issuer and audience are pinned when
 //! verifying, so `alg: none`, a token for another audience or one signed with another
-//! algorithm is refused before its claims are read. Refresh tokens are 256 random bits;
+//! algorithm is refused before its claims are read. Each token names its key in the
+//! header's `kid` (derived from the key, so it needs no configuration): the current key
+//! signs, previous keys still verify, so keys rotate without logging anyone out. Refresh tokens are 256 random bits;
 //! the database stores only their SHA-256, so a leaked table cannot mint sessions.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -52,7 +55,9 @@ pub struct AccessToken {
 /// Issues and verifies access tokens. Built once per cold start.
 pub struct AccessTokens {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    kid: String,
+    /// Every accepted key by `kid`, the current one first.
+    decoding: Vec<(String, DecodingKey)>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -67,9 +72,20 @@ impl AccessTokens {
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 5;
+        let current = config.secret_bytes();
+        let decoding = std::iter::once(current)
+            .chain(
+                config
+                    .previous_secrets
+                    .iter()
+                    .map(|s| s.expose_secret().as_bytes()),
+            )
+            .map(|key| (key_id(key), DecodingKey::from_secret(key)))
+            .collect();
         Self {
-            encoding: EncodingKey::from_secret(config.secret_bytes()),
-            decoding: DecodingKey::from_secret(config.secret_bytes()),
+            encoding: EncodingKey::from_secret(current),
+            kid: key_id(current),
+            decoding,
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
@@ -95,22 +111,52 @@ impl AccessTokens {
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
         Ok(AccessToken {
             token,
             expires_in: self.ttl_secs,
         })
     }
 
-    /// Verifies signature, algorithm, expiry, issuer and audience; returns the claims.
+    /// Verifies signature (with the key its `kid` names), algorithm, expiry, issuer and
+    /// audience; returns the claims. A token without `kid` (issued before key ids
+    /// existed) is checked against the current key only; an unknown `kid` is refused.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let refused = |reason: &dyn std::fmt::Debug| {
+            tracing::debug!(?reason, "access token refused");
+            ApiError::Unauthorized("invalid or expired access token")
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|e| refused(e.kind()))?;
+        let key = match header.kid.as_deref() {
+            None => self.decoding.first().map(|(_, key)| key),
+            Some(kid) => self
+                .decoding
+                .iter()
+                .find(|(id, _)| id == kid)
+                .map(|(_, key)| key),
+        }
+        .ok_or_else(|| refused(&"unknown kid"))?;
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| {
-                tracing::debug!(reason = ?e.kind(), "access token refused");
-                ApiError::Unauthorized("invalid or expired access token")
-            })
+            .map_err(|e| refused(e.kind()))
     }
+
+    /// The `kid` new tokens carry.
+    pub fn current_kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+/// A key's id: the first 8 bytes of SHA-256 over a label and the key, hex. It names
+/// the key without revealing anything usable about a 32-byte random secret.
+fn key_id(key: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"backend access-token key id\0")
+        .chain_update(key)
+        .finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A new opaque token (refresh, password reset, email verification) and the hash to
@@ -149,6 +195,7 @@ mod tests {
     fn config(secret: &str, aud: &str) -> TokenConfig {
         TokenConfig {
             jwt_secret: SecretString::from(secret.to_owned()),
+            previous_secrets: Vec::new(),
             issuer: "backend".into(),
             audience: aud.into(),
             access_ttl: Duration::from_secs(900),
@@ -188,6 +235,85 @@ mod tests {
         assert!(ours.verify(&token).is_err());
         assert!(ours.verify("not.a.jwt").is_err());
         assert!(ours.verify("").is_err());
+    }
+
+    const OLD: &str = "an-older-secret-that-is-also-long-enough";
+    const NEW: &str = "the-newer-secret-that-is-long-enough-too";
+
+    #[test]
+    fn keys_rotate_without_logging_anyone_out() {
+        let before = AccessTokens::new(&config(OLD, "api"));
+        let old_token = before
+            .issue(UserId::new(), SessionId::new(), Role::User)
+            .unwrap()
+            .token;
+        let header = jsonwebtoken::decode_header(&old_token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(before.current_kid()));
+
+        // Rotated: the new key signs, the old one still verifies.
+        let mut rotated = config(NEW, "api");
+        rotated.previous_secrets = vec![SecretString::from(OLD.to_owned())];
+        let after = AccessTokens::new(&rotated);
+        assert_ne!(after.current_kid(), before.current_kid());
+        assert!(after.verify(&old_token).is_ok());
+        let new_token = after
+            .issue(UserId::new(), SessionId::new(), Role::User)
+            .unwrap()
+            .token;
+        assert!(after.verify(&new_token).is_ok());
+        assert!(
+            before.verify(&new_token).is_err(),
+            "the old deployment knows no new kid"
+        );
+
+        // Retired: the old key is gone, so are its tokens.
+        let retired = AccessTokens::new(&config(NEW, "api"));
+        assert!(retired.verify(&old_token).is_err());
+        assert!(retired.verify(&new_token).is_ok());
+    }
+
+    #[test]
+    fn a_kid_must_name_the_key_that_signed() {
+        let mut rotated = config(NEW, "api");
+        rotated.previous_secrets = vec![SecretString::from(OLD.to_owned())];
+        let tokens = AccessTokens::new(&rotated);
+        let claims = tokens
+            .verify(
+                &tokens
+                    .issue(UserId::new(), SessionId::new(), Role::Admin)
+                    .unwrap()
+                    .token,
+            )
+            .unwrap();
+        let sign = |secret: &str, kid: Option<String>| {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = kid;
+            jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap()
+        };
+        // Signed with the old key but claiming the new kid: the signature fails.
+        assert!(
+            tokens
+                .verify(&sign(OLD, Some(key_id(NEW.as_bytes()))))
+                .is_err()
+        );
+        assert!(tokens.verify(&sign(NEW, Some("unknown".into()))).is_err());
+        // Without a kid, only the current key is tried.
+        assert!(tokens.verify(&sign(NEW, None)).is_ok());
+        assert!(tokens.verify(&sign(OLD, None)).is_err());
+        // An attacker's own key under any kid is refused.
+        assert!(
+            tokens
+                .verify(&sign(
+                    "attacker-key-attacker-key-attacker",
+                    Some(key_id(NEW.as_bytes()))
+                ))
+                .is_err()
+        );
     }
 
     #[test]

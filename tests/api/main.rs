@@ -10,6 +10,7 @@ mod auth;
 mod brute_force;
 mod e2e;
 mod events;
+mod headers;
 mod notifications;
 mod outbox;
 mod platform;

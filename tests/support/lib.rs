@@ -35,6 +35,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub fn token_config() -> TokenConfig {
     TokenConfig {
         jwt_secret: SecretString::from(JWT_SECRET.to_owned()),
+        previous_secrets: Vec::new(),
         issuer: "backend".into(),
         audience: "backend-api".into(),
         access_ttl: Duration::from_secs(900),

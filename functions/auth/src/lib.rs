@@ -82,6 +82,8 @@ pub fn router(state: AppState) -> Router {
             post(recovery::resend_verification),
         )
         .with_state(state)
+        // Tokens and personal data: never cached by a browser or proxy.
+        .layer(shared::http::no_store())
 }
 
 /// The OpenAPI description of this function's routes.

@@ -64,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/audit-events", get(audit_log::list))
         .with_state(state)
+        // Tokens and personal data: never cached by a browser or proxy.
+        .layer(shared::http::no_store())
 }
 
 /// The OpenAPI description of this function's routes.
