@@ -16,7 +16,10 @@ use axum::{
 };
 use sqlx::PgPool;
 
+use jsonwebtoken::Algorithm;
+
 use crate::{
+    better_auth::{self, BetterAuth},
     config::TokenConfig,
     error::ApiError,
     identity::{Role, SessionId, UserId},
@@ -31,14 +34,21 @@ pub struct AuthState {
     pub db: PgPool,
     /// The verifier for access tokens.
     pub tokens: Arc<AccessTokens>,
+    /// The verifier for Better Auth tokens, when configured.
+    pub better_auth: Option<Arc<BetterAuth>>,
 }
 
 impl AuthState {
-    /// The state for a function that verifies our access tokens.
+    /// The state for a function that verifies our access tokens (and Better Auth's,
+    /// when configured).
     pub fn new(db: PgPool, config: &TokenConfig) -> Self {
         Self {
             db,
             tokens: Arc::new(AccessTokens::new(config)),
+            better_auth: config
+                .better_auth
+                .clone()
+                .map(|c| Arc::new(BetterAuth::new(c))),
         }
     }
 }
@@ -65,6 +75,20 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
         let auth = AuthState::from_ref(state);
+        // Ours are HS256; Better Auth's are asymmetric. The header picks the verifier,
+        // and each verifier pins its own algorithms, so the choice cannot be abused.
+        if let Some(external) = &auth.better_auth
+            && jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg != Algorithm::HS256)
+        {
+            let claims = external.verify(token).await?;
+            let (id, role) =
+                better_auth::link_or_provision(&auth.db, external.issuer(), &claims).await?;
+            return Ok(Self {
+                id,
+                session_id: None,
+                role,
+            });
+        }
         let claims = auth.tokens.verify(token)?;
         let role = live_session_role(&auth.db, claims.sub, claims.sid)
             .await?

@@ -122,12 +122,14 @@ pub struct TokenConfig {
     pub access_ttl: Duration,
     /// Lifetime of a refresh token (and so of an idle session).
     pub refresh_ttl: Duration,
+    /// Better Auth, when its tokens are accepted too (`BETTER_AUTH_URL` set).
+    pub better_auth: Option<crate::better_auth::BetterAuthConfig>,
 }
 
 impl TokenConfig {
     /// Loads `JWT_SECRET`, `JWT_PREVIOUS_SECRETS` (comma-separated, optional),
-    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` and
-    /// `REFRESH_TOKEN_TTL_SECONDS`.
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS`,
+    /// `REFRESH_TOKEN_TTL_SECONDS` and the `BETTER_AUTH_*` settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         let secret = required("JWT_SECRET")?;
         if secret.len() < 32 {
@@ -168,6 +170,7 @@ impl TokenConfig {
             audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "backend-api".into()),
             access_ttl: Duration::from_secs(access),
             refresh_ttl: Duration::from_secs(refresh),
+            better_auth: crate::better_auth::BetterAuthConfig::from_env()?,
         })
     }
 
@@ -186,6 +189,7 @@ impl std::fmt::Debug for TokenConfig {
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
+            .field("better_auth", &self.better_auth)
             .finish()
     }
 }

@@ -8,6 +8,7 @@
 //! - [`extract`]: `Json`/`Query`/`Path` whose rejections are problem+json;
 //! - [`client`]: the caller's IP and user agent (rate limits, audit);
 //! - [`auth`]: the `CurrentUser` extractor (JWT + live session check) and the role guard;
+//!   [`better_auth`] verifies Better Auth tokens (JWKS) and links their users;
 //! - [`throttle`], [`audit`]: rate limits and lockout kept in Postgres; the audit log;
 //! - [`error`]: the one error type, rendered as RFC 9457 problem details;
 //! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
@@ -20,6 +21,7 @@
 pub mod audit;
 pub mod auth;
 pub mod aws;
+pub mod better_auth;
 pub mod client;
 pub mod config;
 pub mod db;

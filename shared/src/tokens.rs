@@ -200,6 +200,7 @@ mod tests {
             audience: aud.into(),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(3600),
+            better_auth: None,
         }
     }
 

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod better_auth;
 mod brute_force;
 mod e2e;
 mod events;

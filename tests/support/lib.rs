@@ -40,6 +40,7 @@ pub fn token_config() -> TokenConfig {
         audience: "backend-api".into(),
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(3600),
+        better_auth: None,
     }
 }
 
@@ -98,16 +99,35 @@ impl TestApp {
     pub async fn with_limits(db: PgPool, limits: RateLimits) -> Self {
         let queue = sqs::Queue::create().await;
         let publisher = queue.publisher();
-        Self::build(db, queue, publisher, limits)
+        Self::build(db, queue, publisher, limits, token_config())
+    }
+
+    /// An app whose functions also accept Better Auth tokens.
+    pub async fn with_better_auth(
+        db: PgPool,
+        better_auth: shared::better_auth::BetterAuthConfig,
+    ) -> Self {
+        let queue = sqs::Queue::create().await;
+        let publisher = queue.publisher();
+        let config = TokenConfig {
+            better_auth: Some(better_auth),
+            ..token_config()
+        };
+        Self::build(db, queue, publisher, unlimited(), config)
     }
 
     /// An app whose auth function publishes through `publisher` (e.g. an unreachable one).
     pub fn with_publisher(db: PgPool, queue: sqs::Queue, publisher: Publisher) -> Self {
-        Self::build(db, queue, publisher, unlimited())
+        Self::build(db, queue, publisher, unlimited(), token_config())
     }
 
-    fn build(db: PgPool, queue: sqs::Queue, publisher: Publisher, limits: RateLimits) -> Self {
-        let config = token_config();
+    fn build(
+        db: PgPool,
+        queue: sqs::Queue,
+        publisher: Publisher,
+        limits: RateLimits,
+        config: TokenConfig,
+    ) -> Self {
         // Test database names are reused across runs: start with an empty mailbox.
         let _ = std::fs::remove_dir_all(lambda::mail_dir(&db));
         Self {

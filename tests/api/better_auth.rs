@@ -1,0 +1,358 @@
+//! Better Auth tokens: EdDSA JWTs checked against a JWKS served on loopback, the way
+//! Better Auth's JWT plugin publishes it, and the local users they link or provision.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use api_tests::{PASSWORD, TestApp};
+use axum::{Json, Router, extract::State, routing::get};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures::future::join_all;
+use http::StatusCode;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::{
+    rand::SystemRandom,
+    signature::{Ed25519KeyPair, KeyPair},
+};
+use serde_json::{Value, json};
+use shared::better_auth::BetterAuthConfig;
+use sqlx::PgPool;
+
+/// An Ed25519 key as Better Auth makes one.
+struct SigningKey {
+    kid: String,
+    pkcs8: Vec<u8>,
+    x: String,
+}
+
+impl SigningKey {
+    fn generate(kid: &str) -> Self {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        Self {
+            kid: kid.into(),
+            x: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+            pkcs8: pkcs8.as_ref().to_vec(),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        json!({"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid, "alg": "EdDSA"})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&self.pkcs8)).unwrap()
+    }
+}
+
+/// A stand-in Better Auth: serves `/api/auth/jwks` and counts the fetches.
+struct Provider {
+    base: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl Provider {
+    async fn start(keys: Vec<Value>) -> Self {
+        type Shared = (Arc<Mutex<Vec<Value>>>, Arc<AtomicUsize>);
+        async fn jwks(State((keys, fetches)): State<Shared>) -> Json<Value> {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Json(json!({ "keys": *keys.lock().unwrap() }))
+        }
+        let keys = Arc::new(Mutex::new(keys));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let app = Router::new()
+            .route("/api/auth/jwks", get(jwks))
+            .with_state((keys.clone(), fetches.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base,
+            keys,
+            fetches,
+        }
+    }
+
+    fn config(&self) -> BetterAuthConfig {
+        BetterAuthConfig {
+            jwks_url: format!("{}/api/auth/jwks", self.base),
+            issuer: self.base.clone(),
+            audience: self.base.clone(),
+            refetch_interval: std::time::Duration::from_secs(30),
+        }
+    }
+
+    /// Claims like Better Auth's default payload (the user object), valid for 15 minutes.
+    fn claims(&self, sub: &str, email: &str) -> Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        json!({
+            "sub": sub, "id": sub, "email": email, "name": "Grace Hopper",
+            "emailVerified": true, "iss": self.base, "aud": self.base,
+            "iat": now, "exp": now + 900,
+        })
+    }
+}
+
+async fn count(db: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_valid_token_provisions_one_local_user_who_can_use_every_endpoint(db: PgPool) {
+    let key = SigningKey::generate("key-1");
+    let provider = Provider::start(vec![key.jwk()]).await;
+    let app = TestApp::with_better_auth(db, provider.config()).await;
+    let token = key.sign(&provider.claims("ba-user-1", "grace@example.com"));
+
+    let me = app.me(&token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    let me: Value = me.json();
+    assert_eq!(
+        (me["email"].as_str(), me["role"].as_str()),
+        (Some("grace@example.com"), Some("user"))
+    );
+    assert_eq!(me["name"], "Grace Hopper");
+    assert_eq!(me["email_verified"], true);
+
+    let task = app
+        .post(
+            "/api/v1/tasks",
+            &json!({"title": "from Better Auth"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(task.status, StatusCode::CREATED, "{}", task.text());
+    let tasks: Value = app.get("/api/v1/tasks", Some(&token)).await.json();
+    assert_eq!(tasks["items"].as_array().unwrap().len(), 1);
+    assert_eq!(app.me(&token).await.json::<Value>()["id"], me["id"]);
+    assert_eq!(count(&app.db, "users").await, 1);
+    // Each function (execution environment) fetches once and caches: auth and tasks.
+    assert_eq!(
+        provider.fetches.load(Ordering::SeqCst),
+        2,
+        "keys are cached"
+    );
+
+    // The role is ours: an admin promotion applies to the Better Auth user at once.
+    sqlx::query("UPDATE users SET role = 'admin'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get("/api/v1/users", Some(&token)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn hostile_tokens_are_refused_and_provision_nobody(db: PgPool) {
+    let key = SigningKey::generate("key-1");
+    let provider = Provider::start(vec![key.jwk()]).await;
+    let app = TestApp::with_better_auth(db, provider.config()).await;
+    let claims = provider.claims("ba-user-1", "grace@example.com");
+
+    // A key outside the JWKS, under the JWKS key's kid and under its own.
+    let outsider = SigningKey::generate("key-1");
+    let stranger = SigningKey::generate("key-9");
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims.clone();
+        f(&mut c);
+        key.sign(&c)
+    };
+    // HS256 "signed" with the public key as the secret: the classic confusion attack.
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some("key-1".into());
+    let confused =
+        jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(key.x.as_bytes())).unwrap();
+    let public_bytes = URL_SAFE_NO_PAD.decode(&key.x).unwrap();
+    let confused_raw =
+        jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(&public_bytes)).unwrap();
+    let unsigned = {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"key-1"}"#);
+        let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+        format!("{header}.{body}.")
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+    let hostile = [
+        ("key outside the JWKS", outsider.sign(&claims)),
+        ("unknown kid", stranger.sign(&claims)),
+        (
+            "wrong audience",
+            with(&|c| c["aud"] = json!("https://other.example.com")),
+        ),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("https://other.example.com")),
+        ),
+        (
+            "expired",
+            with(&|c| {
+                c["iat"] = json!(now - 3600);
+                c["exp"] = json!(now - 1800);
+            }),
+        ),
+        (
+            "no subject",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+        ),
+        ("HS256 with the public key (text)", confused),
+        ("HS256 with the public key (bytes)", confused_raw),
+        ("alg none", unsigned),
+        ("tampered payload", {
+            let good = key.sign(&claims);
+            let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+            parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string().replace("ba-user-1", "ba-admin"));
+            parts.join(".")
+        }),
+    ];
+    for (what, token) in &hostile {
+        app.me(token).await.problem(StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            count(&app.db, "users").await,
+            0,
+            "{what} provisioned a user"
+        );
+    }
+    // The control: the same claims, properly signed, are accepted.
+    assert_eq!(app.me(&key.sign(&claims)).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_first_requests_provision_exactly_one_user(db: PgPool) {
+    let key = SigningKey::generate("key-1");
+    let provider = Provider::start(vec![key.jwk()]).await;
+    let app = TestApp::with_better_auth(db, provider.config()).await;
+    let token = key.sign(&provider.claims("ba-user-1", "grace@example.com"));
+    let answers = join_all((0..12).map(|_| app.me(&token))).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            r.json::<Value>()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(count(&app.db, "users").await, 1);
+    assert_eq!(count(&app.db, "external_identities").await, 1);
+    assert!(
+        provider.fetches.load(Ordering::SeqCst) <= 1,
+        "one fetch for the burst"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_new_provider_key_is_fetched_once_and_garbage_kids_cannot_force_refetches(db: PgPool) {
+    let first = SigningKey::generate("key-1");
+    let provider = Provider::start(vec![first.jwk()]).await;
+    let app = TestApp::with_better_auth(
+        db,
+        BetterAuthConfig {
+            refetch_interval: std::time::Duration::from_millis(300),
+            ..provider.config()
+        },
+    )
+    .await;
+    let claims = provider.claims("ba-user-1", "grace@example.com");
+    assert_eq!(app.me(&first.sign(&claims)).await.status, StatusCode::OK);
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
+
+    // Tokens with kids nobody published: at most one refetch per interval (none
+    // within the interval after the first fetch, one after it).
+    let stranger = SigningKey::generate("key-unknown");
+    app.me(&stranger.sign(&claims))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    for _ in 0..10 {
+        app.me(&stranger.sign(&claims))
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        provider.fetches.load(Ordering::SeqCst),
+        2,
+        "one refetch, not ten"
+    );
+
+    // The provider rotates: a token with the new kid works once the interval allows a
+    // refetch, and the old key keeps working while it is still published.
+    let second = SigningKey::generate("key-2");
+    provider.keys.lock().unwrap().push(second.jwk());
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(app.me(&second.sign(&claims)).await.status, StatusCode::OK);
+    assert_eq!(app.me(&first.sign(&claims)).await.status, StatusCode::OK);
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 3);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn existing_accounts_link_only_when_both_sides_verified_the_email(db: PgPool) {
+    let key = SigningKey::generate("key-1");
+    let provider = Provider::start(vec![key.jwk()]).await;
+    let app = TestApp::with_better_auth(db, provider.config()).await;
+
+    // Ada registered here but never verified: a Better Auth token cannot claim her.
+    let ada = app.user("ada@example.com").await;
+    let claim_ada = key.sign(&provider.claims("ba-ada", "ADA@example.com"));
+    app.me(&claim_ada).await.problem(StatusCode::CONFLICT);
+
+    // Once she verifies here, the same (verified) identity links to her account.
+    let verify = app.emailed_token("ada@example.com", "verify-email").await;
+    app.post("/api/v1/auth/verify-email", &json!({"token": verify}), None)
+        .await;
+    let linked: Value = app.me(&claim_ada).await.json();
+    let local: Value = app.me(&ada.access_token).await.json();
+    assert_eq!(linked["id"], local["id"]);
+    assert_eq!(count(&app.db, "users").await, 1);
+
+    // An identity whose provider has not verified the email never links.
+    app.user("bob@example.com").await;
+    sqlx::query("UPDATE users SET email_verified_at = now()")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let mut unverified = provider.claims("ba-bob", "bob@example.com");
+    unverified["emailVerified"] = json!(false);
+    app.me(&key.sign(&unverified))
+        .await
+        .problem(StatusCode::CONFLICT);
+    // Bob's own password still works, and a password login is untouched by all this.
+    assert_eq!(
+        app.login("bob@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unreachable_jwks_is_a_503_not_a_500(db: PgPool) {
+    let key = SigningKey::generate("key-1");
+    let config = BetterAuthConfig {
+        jwks_url: "http://127.0.0.1:9/api/auth/jwks".into(),
+        issuer: "http://127.0.0.1:9".into(),
+        audience: "http://127.0.0.1:9".into(),
+        refetch_interval: std::time::Duration::from_secs(30),
+    };
+    let app = TestApp::with_better_auth(db, config).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = key.sign(&json!({
+        "sub": "x", "email": "x@example.com", "iss": "http://127.0.0.1:9",
+        "aud": "http://127.0.0.1:9", "iat": now, "exp": now + 900,
+    }));
+    app.me(&token)
+        .await
+        .problem(StatusCode::SERVICE_UNAVAILABLE);
+    // Our own tokens are unaffected.
+    let ada = app.user("ada@example.com").await;
+    assert_eq!(app.me(&ada.access_token).await.status, StatusCode::OK);
+}
