@@ -246,3 +246,42 @@ async fn limits_hold_under_concurrent_requests(db: PgPool) {
         "{statuses:?}"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_scheduled_sweep_purges_stale_counters(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.login("ada@example.com", "not a password at all").await;
+    app.login("bob@example.com", "not a password at all").await;
+    // Ada's counters are old; Bob's are current and must survive.
+    for table in ["rate_limits", "login_attempts"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET window_started_at = now() - interval '2 days'"
+        ))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    app.login("bob@example.com", "not a password at all").await;
+    let report = api_tests::lambda::invoke_relay(
+        &app.db,
+        &app.queue.publisher(),
+        api_tests::lambda::schedule_event(),
+    )
+    .await;
+    assert_eq!(report["failed"], 0);
+    let left: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'rate_limits', count(*) FROM rate_limits
+         UNION ALL SELECT 'login_attempts', count(*) FROM login_attempts",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        left,
+        [
+            ("rate_limits".to_owned(), 1),
+            ("login_attempts".to_owned(), 1)
+        ],
+        "only Bob's fresh counters remain"
+    );
+}

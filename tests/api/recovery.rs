@@ -359,3 +359,89 @@ async fn security_events_are_audited(db: PgPool) {
         );
     }
 }
+
+/// Everything the SES emulator has accepted for sending.
+async fn ses_outbox() -> Vec<Value> {
+    let url = format!("{}/moto-api/data.json", api_tests::sqs::endpoint());
+    let data: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn account_emails_go_out_through_ses(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("ada@example.com").await;
+    app.run_worker().await;
+    let from = format!("no-reply-{}@example.com", uuid::Uuid::new_v4().simple());
+    let mut state = api_tests::lambda::worker_state(&app.db);
+    state.mailer = notify_worker::mail::Mailer::new(&shared::config::MailTransport::Ses {
+        from: from.clone(),
+    });
+    let body = json!({"email": "ada@example.com"});
+    let reset = || app.post("/api/v1/auth/password-reset", &body, None);
+
+    // The sender is not verified yet: SES refuses, the record is reported for a retry,
+    // and no token is left behind.
+    reset().await;
+    let event = app
+        .queue
+        .receive_event(std::time::Duration::from_secs(1))
+        .await;
+    let response = api_tests::lambda::invoke_worker_with(&state, event).await;
+    assert_eq!(
+        response["batchItemFailures"].as_array().unwrap().len(),
+        1,
+        "{response}"
+    );
+    let tokens: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM user_tokens WHERE purpose = 'password_reset'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(tokens, 0);
+
+    // Verified: the email goes out through SES with a working link.
+    let config = aws_sdk_sesv2::Config::from(&shared::aws::aws_config().await);
+    aws_sdk_sesv2::Client::from_conf(config)
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    reset().await;
+    let event = app
+        .queue
+        .receive_event(std::time::Duration::from_secs(1))
+        .await;
+    let response = api_tests::lambda::invoke_worker_with(&state, event).await;
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    let sent: Vec<Value> = ses_outbox()
+        .await
+        .into_iter()
+        .filter(|m| m["source"] == from.as_str())
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0]["destinations"]["ToAddresses"],
+        json!(["ada@example.com"])
+    );
+    let body = sent[0]["body"].as_str().unwrap();
+    let token = body
+        .split("/reset-password?token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let confirm = app
+        .post(
+            "/api/v1/auth/password-reset/confirm",
+            &json!({"token": token, "new_password": NEW_PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::NO_CONTENT, "{}", confirm.text());
+}

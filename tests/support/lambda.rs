@@ -167,9 +167,13 @@ pub fn worker_state(db: &PgPool) -> notify_worker::State {
 
 /// Runs an SQS event (JSON) through the worker's Lambda handler; returns its response JSON.
 pub async fn invoke_worker(db: &PgPool, event: Value) -> Value {
+    invoke_worker_with(&worker_state(db), event).await
+}
+
+/// Like [`invoke_worker`], with the worker's state given (e.g. mailing through SES).
+pub async fn invoke_worker_with(state: &notify_worker::State, event: Value) -> Value {
     let event: SqsEvent = serde_json::from_value(event).expect("a valid SQS event");
-    let state = worker_state(db);
-    let response = notify_worker::handle(&state, LambdaEvent::new(event, context()))
+    let response = notify_worker::handle(state, LambdaEvent::new(event, context()))
         .await
         .expect("the worker reports failures per record, never as an error");
     serde_json::to_value(response).expect("response serialises")

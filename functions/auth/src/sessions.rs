@@ -105,8 +105,9 @@ pub async fn login(
     // verify against the dummy hash: same work, same answer.
     let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     let matches = password::verify_or_dummy(request.password, stored).await?;
+    let target = account.as_ref().map(|a| a.id);
     let Some(account) = account.filter(|_| matches) else {
-        let target = None;
+        // The audit log (admins only) may name the account; the client learns nothing.
         audit::record(
             &state.db,
             &client,

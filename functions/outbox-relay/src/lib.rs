@@ -3,10 +3,12 @@
 //! commit and send).
 //!
 //! See `shared::outbox` for the protocol; this crate only drives [`shared::outbox::sweep`].
+//! The same tick also deletes rate-limit and lockout counters whose windows ended a day
+//! ago ([`shared::throttle::purge_stale`]), so those tables stay small.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
-use shared::{aws::Publisher, outbox};
+use shared::{aws::Publisher, outbox, throttle};
 use sqlx::PgPool;
 
 /// The logical queue this relay serves.
@@ -28,5 +30,10 @@ pub async fn handle(
         failed = report.failed,
         "outbox sweep done"
     );
+    // Housekeeping must not fail the sweep: the next tick tries again.
+    match throttle::purge_stale(db).await {
+        Ok(purged) => tracing::info!(purged, "stale throttle counters purged"),
+        Err(err) => tracing::warn!(error = %err, "purging throttle counters failed"),
+    }
     Ok(report)
 }
