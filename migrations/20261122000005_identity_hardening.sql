@@ -10,11 +10,13 @@ ALTER TABLE users ADD COLUMN email_verified_at timestamptz;
 CREATE INDEX users_role_idx ON users (role, id);
 
 -- An identity at another issuer (Better Auth), linked to one local user. The primary
--- key makes "the first valid token provisions exactly one user" a database fact.
+-- key makes "the first valid token provisions exactly one user" a database fact. When
+-- the user is deleted the row stays with a NULL user_id: a tombstone, so the identity's
+-- still-valid tokens cannot quietly provision the account again.
 CREATE TABLE external_identities (
     issuer     text        NOT NULL CHECK (length(issuer) <= 2048),
     subject    text        NOT NULL CHECK (length(subject) <= 255),
-    user_id    uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id    uuid        REFERENCES users (id) ON DELETE SET NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (issuer, subject)
 );

@@ -4,10 +4,11 @@
 //! Better Auth's JWT plugin signs with an asymmetric key (EdDSA/Ed25519 by default) and
 //! publishes the public keys as a JWKS at `<BETTER_AUTH_URL>/api/auth/jwks`; `iss` and
 //! `aud` are that base URL and `sub` is its user id. Verification here:
-//! - the keys are fetched on first use and cached for the life of the execution
-//!   environment; a token naming an unknown `kid` triggers at most one refetch per
-//!   [`BetterAuthConfig::refetch_interval`] (so garbage kids cannot make us hammer the
-//!   JWKS endpoint);
+//! - the keys are fetched on first use and cached (refreshed after
+//!   [`BetterAuthConfig::max_key_age`], 10 minutes, so a key the provider withdrew stops
+//!   working); a token naming an unknown `kid` triggers
+//!   at most one refetch per [`BetterAuthConfig::refetch_interval`] (so garbage kids
+//!   cannot make us hammer the JWKS endpoint);
 //! - only asymmetric keys are loaded (a symmetric `oct` key in the set is ignored), and
 //!   a token must use exactly the algorithm its key declares, so a token "signed" with
 //!   HS256 using the public key as the secret is refused;
@@ -33,6 +34,7 @@ use crate::{
     audit::{self, AuditEvent, AuditKind},
     client::ClientInfo,
     config::{ConfigError, optional},
+    db::unique_violation,
     error::ApiError,
     identity::{Email, Role, UserId, UserName},
 };
@@ -50,6 +52,8 @@ pub struct BetterAuthConfig {
     pub audience: String,
     /// The shortest time between two JWKS fetches caused by unknown key ids.
     pub refetch_interval: Duration,
+    /// How long fetched keys are trusted before the next token refetches them.
+    pub max_key_age: Duration,
 }
 
 impl BetterAuthConfig {
@@ -72,6 +76,7 @@ impl BetterAuthConfig {
             issuer: optional("BETTER_AUTH_ISSUER").unwrap_or_else(|| url.clone()),
             audience: optional("BETTER_AUTH_AUDIENCE").unwrap_or_else(|| url.clone()),
             refetch_interval: Duration::from_secs(30),
+            max_key_age: Duration::from_secs(10 * 60),
         }))
     }
 }
@@ -173,17 +178,18 @@ impl BetterAuth {
         // cause one fetch, not one each.
         let mut cache = self.cache.lock().await;
         let known = cache.keys.iter().any(|k| k.kid == kid);
-        let stale = cache
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= self.config.refetch_interval);
-        if !known && stale {
+        let age = cache.fetched_at.map(|at| at.elapsed());
+        let may_refetch = age.is_none_or(|a| a >= self.config.refetch_interval);
+        let expired = age.is_none_or(|a| a >= self.config.max_key_age);
+        if expired || (!known && may_refetch) {
             match self.fetch().await {
                 Ok(keys) => {
                     cache.keys = Arc::new(keys);
                     cache.fetched_at = Some(Instant::now());
                 }
                 Err(err) => {
-                    // Remember the attempt too, so an outage is not retried per request.
+                    // Remember the attempt too, so an outage is not retried per request;
+                    // the keys we had stay in use until the provider answers again.
                     cache.fetched_at = Some(Instant::now());
                     tracing::warn!(error = %err, "fetching the Better Auth JWKS failed");
                     if cache.keys.is_empty() {
@@ -271,16 +277,17 @@ fn usable_key(value: serde_json::Value) -> Option<Key> {
 /// advisory lock (pooler-safe), and the `(issuer, subject)` primary key backs it up, so
 /// exactly one local user results.
 ///
-/// An existing local account with the same email is linked only when both sides have
-/// verified that address; otherwise the token cannot claim it (409), since an
-/// unverified email at one provider must not take over an account here.
+/// Only an identity whose provider verified the email may claim it: an unverified
+/// address at one provider must neither take over nor squat an account here (403). An
+/// existing local account is linked only when it verified the address too (else 409).
+/// A deleted user's identity stays deleted (403), rather than quietly coming back.
 pub async fn link_or_provision(
     db: &PgPool,
     issuer: &str,
     claims: &ExternalClaims,
 ) -> Result<(UserId, Role), ApiError> {
     if let Some(found) = linked(db, issuer, &claims.sub).await? {
-        return Ok(found);
+        return found.ok_or(ApiError::NotAllowed(DELETED));
     }
     let mut tx = db.begin().await?;
     sqlx::query!(
@@ -291,7 +298,12 @@ pub async fn link_or_provision(
     .execute(&mut *tx)
     .await?;
     if let Some(found) = linked(&mut *tx, issuer, &claims.sub).await? {
-        return Ok(found);
+        return found.ok_or(ApiError::NotAllowed(DELETED));
+    }
+    if !claims.email_verified {
+        return Err(ApiError::NotAllowed(
+            "verify your email address with your sign-in provider first",
+        ));
     }
     let email = claims
         .email
@@ -302,17 +314,16 @@ pub async fn link_or_provision(
         })?;
     let existing = sqlx::query!(
         r#"SELECT id AS "id: UserId", role AS "role: Role", email_verified_at IS NOT NULL AS "verified!"
-           FROM users WHERE lower(email) = lower($1) FOR UPDATE"#,
+           FROM users WHERE lower(email) = lower($1) FOR NO KEY UPDATE"#,
         email.as_str(),
     )
     .fetch_optional(&mut *tx)
     .await?;
     let (user, role, provisioned) = match existing {
-        Some(local) if local.verified && claims.email_verified => (local.id, local.role, false),
+        Some(local) if local.verified => (local.id, local.role, false),
         Some(_) => {
             return Err(ApiError::Conflict(
-                "an account with this email exists here; verify the email on both sides to link them"
-                    .into(),
+                "an account with this email exists here; verify its email to link them".into(),
             ));
         }
         None => {
@@ -324,14 +335,20 @@ pub async fn link_or_provision(
             let id = UserId::new();
             sqlx::query!(
                 "INSERT INTO users (id, email, name, password_hash, email_verified_at)
-                 VALUES ($1, $2, $3, NULL, CASE WHEN $4 THEN now() END)",
+                 VALUES ($1, $2, $3, NULL, now())",
                 id.0,
                 email.as_str(),
                 name.as_ref().map_or("User", UserName::as_str),
-                claims.email_verified,
             )
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                // Someone registered the address in the meantime.
+                Some("users_email_lower_key") => {
+                    ApiError::Conflict("an account with this email exists here".into())
+                }
+                _ => e.into(),
+            })?;
             (id, Role::User, true)
         }
     };
@@ -352,21 +369,25 @@ pub async fn link_or_provision(
     Ok((user, role))
 }
 
+const DELETED: &str = "this account has been deleted";
+
+/// The identity's user: `None` if the identity is unknown, `Some(None)` if its user
+/// was deleted (a tombstone), else the user and their live role.
 async fn linked<'e>(
     db: impl sqlx::PgExecutor<'e>,
     issuer: &str,
     subject: &str,
-) -> Result<Option<(UserId, Role)>, sqlx::Error> {
+) -> Result<Option<Option<(UserId, Role)>>, sqlx::Error> {
     Ok(sqlx::query!(
-        r#"SELECT u.id AS "id: UserId", u.role AS "role: Role"
-           FROM external_identities e JOIN users u ON u.id = e.user_id
+        r#"SELECT u.id AS "id?: UserId", u.role AS "role?: Role"
+           FROM external_identities e LEFT JOIN users u ON u.id = e.user_id
            WHERE e.issuer = $1 AND e.subject = $2"#,
         issuer,
         subject,
     )
     .fetch_optional(db)
     .await?
-    .map(|r| (r.id, r.role)))
+    .map(|r| r.id.zip(r.role)))
 }
 
 #[cfg(test)]

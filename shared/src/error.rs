@@ -72,6 +72,9 @@ pub enum ApiError {
     /// Authenticated but not allowed.
     #[error("you are not allowed to do this")]
     Forbidden,
+    /// Not allowed, for a reason the caller can act on.
+    #[error("{0}")]
+    NotAllowed(&'static str),
     /// No such resource for this caller (also used for other users' resources).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -127,7 +130,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::NotAllowed(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -173,6 +176,14 @@ impl From<sqlx::Error> for ApiError {
             // or waking from scale-to-zero. Tell the client to retry, not that we broke.
             sqlx::Error::PoolTimedOut => {
                 Self::Unavailable("the database is unavailable; retry shortly")
+            }
+            // Two requests locked the same rows in opposite orders (rare: e.g. a refresh
+            // while the account is being deleted); Postgres aborted one. Nothing was
+            // written; retrying succeeds.
+            sqlx::Error::Database(ref e)
+                if matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                Self::Unavailable("a concurrent change got in the way; retry")
             }
             other => Self::Internal(anyhow::Error::new(other).context("database error")),
         }

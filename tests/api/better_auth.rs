@@ -84,6 +84,7 @@ impl Provider {
             issuer: self.base.clone(),
             audience: self.base.clone(),
             refetch_interval: std::time::Duration::from_secs(30),
+            max_key_age: std::time::Duration::from_secs(600),
         }
     }
 
@@ -316,17 +317,26 @@ async fn existing_accounts_link_only_when_both_sides_verified_the_email(db: PgPo
     assert_eq!(linked["id"], local["id"]);
     assert_eq!(count(&app.db, "users").await, 1);
 
-    // An identity whose provider has not verified the email never links.
+    // An identity whose provider has not verified the email neither links nor
+    // provisions: it could squat or take over an address it does not own.
     app.user("bob@example.com").await;
     sqlx::query("UPDATE users SET email_verified_at = now()")
         .execute(&app.db)
         .await
         .unwrap();
-    let mut unverified = provider.claims("ba-bob", "bob@example.com");
-    unverified["emailVerified"] = json!(false);
-    app.me(&key.sign(&unverified))
-        .await
-        .problem(StatusCode::CONFLICT);
+    for (sub, email) in [("ba-bob", "bob@example.com"), ("ba-new", "new@example.com")] {
+        let mut unverified = provider.claims(sub, email);
+        unverified["emailVerified"] = json!(false);
+        let refused = app
+            .me(&key.sign(&unverified))
+            .await
+            .problem(StatusCode::FORBIDDEN);
+        assert!(
+            refused["detail"].as_str().unwrap().contains("verify"),
+            "{refused}"
+        );
+    }
+    assert_eq!(count(&app.db, "users").await, 2);
     // Bob's own password still works, and a password login is untouched by all this.
     assert_eq!(
         app.login("bob@example.com", PASSWORD).await.status,
@@ -342,6 +352,7 @@ async fn an_unreachable_jwks_is_a_503_not_a_500(db: PgPool) {
         issuer: "http://127.0.0.1:9".into(),
         audience: "http://127.0.0.1:9".into(),
         refetch_interval: std::time::Duration::from_secs(30),
+        max_key_age: std::time::Duration::from_secs(600),
     };
     let app = TestApp::with_better_auth(db, config).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -355,4 +366,51 @@ async fn an_unreachable_jwks_is_a_503_not_a_500(db: PgPool) {
     // Our own tokens are unaffected.
     let ada = app.user("ada@example.com").await;
     assert_eq!(app.me(&ada.access_token).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_deleted_user_stays_deleted(db: PgPool) {
+    let key = SigningKey::generate("key-1");
+    let provider = Provider::start(vec![key.jwk()]).await;
+    let app = TestApp::with_better_auth(db, provider.config()).await;
+    let token = key.sign(&provider.claims("ba-user-1", "grace@example.com"));
+    assert_eq!(app.me(&token).await.status, StatusCode::OK);
+    let deleted = app
+        .request(
+            api_tests::Function::Users,
+            http::Method::DELETE,
+            "/api/v1/users/me",
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    // The token is still valid at Better Auth, but it cannot bring the account back.
+    app.me(&token).await.problem(StatusCode::FORBIDDEN);
+    assert_eq!(count(&app.db, "users").await, 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_key_the_provider_withdrew_stops_working(db: PgPool) {
+    let first = SigningKey::generate("key-1");
+    let second = SigningKey::generate("key-2");
+    let provider = Provider::start(vec![first.jwk(), second.jwk()]).await;
+    let app = TestApp::with_better_auth(
+        db,
+        BetterAuthConfig {
+            max_key_age: std::time::Duration::from_millis(300),
+            ..provider.config()
+        },
+    )
+    .await;
+    let claims = provider.claims("ba-user-1", "grace@example.com");
+    assert_eq!(app.me(&first.sign(&claims)).await.status, StatusCode::OK);
+    // The provider withdraws key-1 (say it leaked); once the cached set is older than
+    // the maximum age, the next token refetches and key-1 is refused.
+    provider.keys.lock().unwrap().remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    app.me(&first.sign(&claims))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&second.sign(&claims)).await.status, StatusCode::OK);
 }

@@ -253,7 +253,23 @@ async fn browsers_refresh_and_log_out_with_the_cookie(db: PgPool) {
         .await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
     let next = cookie_value(refreshed.header("set-cookie").unwrap());
-    assert_eq!(next, refreshed.json::<Tokens>().refresh_token);
+    assert_eq!(next.len(), 43, "a new refresh token in the cookie");
+    // Scripts never see a cookie-borne refresh token: the body carries only the access
+    // token, so an XSS calling refresh cannot steal the session.
+    let body: Value = refreshed.json();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(app.me(body["access_token"].as_str().unwrap()).await.status == StatusCode::OK);
+    let rotated = format!("refresh_token={next}");
+    let again = app
+        .request(
+            Function::Auth,
+            Method::POST,
+            "/api/v1/auth/refresh",
+            &[("cookie", &rotated)],
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
 
     // The old cookie is a reused token now: refused (and the session revoked).
     let replay = app

@@ -52,9 +52,17 @@ async fn the_first_admin_is_ensured_idempotently(db: PgPool) {
         (Some("admin"), Some(true))
     );
 
-    // An existing account is promoted, and keeps its own password.
+    // An existing account is promoted once its email is verified (whoever registered
+    // an address without owning it must not become admin), and keeps its password.
     app.user("ada@example.com").await;
     let ada = FirstAdmin::new("ADA@example.com", "some other long password".into()).unwrap();
+    assert_eq!(
+        first_admin::ensure(&app.db, &ada).await.unwrap(),
+        first_admin::Outcome::NotPromotedUnverified
+    );
+    let verify = app.emailed_token("ada@example.com", "verify-email").await;
+    app.post("/api/v1/auth/verify-email", &json!({"token": verify}), None)
+        .await;
     assert_eq!(
         first_admin::ensure(&app.db, &ada).await.unwrap(),
         first_admin::Outcome::Promoted
@@ -414,6 +422,14 @@ async fn users_manage_their_own_profile_and_password(db: PgPool) {
     .await
     .problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(weak["errors"][0]["code"], "common_password");
+    // A reset link mailed before the change ...
+    app.post(
+        "/api/v1/auth/password-reset",
+        &json!({"email": "ada@example.com"}),
+        None,
+    )
+    .await;
+    let reset = app.emailed_token("ada@example.com", "reset-password").await;
     let ok = call(
         &app,
         Method::POST,
@@ -423,6 +439,14 @@ async fn users_manage_their_own_profile_and_password(db: PgPool) {
     )
     .await;
     assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text());
+    // ... cannot undo it.
+    app.post(
+        "/api/v1/auth/password-reset/confirm",
+        &json!({"token": reset, "new_password": "an attacker's passphrase"}),
+        None,
+    )
+    .await
+    .problem(StatusCode::BAD_REQUEST);
 
     // This session lives on; every other one is dead.
     assert_eq!(app.me(&laptop.access_token).await.status, StatusCode::OK);

@@ -65,8 +65,11 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// Opaque, single-use token to get the next pair (also set as a cookie).
-    pub refresh_token: String,
+    /// Opaque, single-use token to get the next pair (also set as a cookie). Absent when
+    /// the request brought it in the cookie: a browser's scripts never see it then, so
+    /// an XSS cannot steal it through a refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// Logs in. Unknown email and wrong password give the same answer in the same time;
@@ -149,11 +152,21 @@ pub async fn login(
     tx.commit().await?;
 
     tracing::info!(user_id = %account.id, session_id = %session, "logged in");
-    token_pair(&state, account.id, session, account.role, refresh)
+    token_pair(&state, account.id, session, account.role, refresh, true)
+}
+
+/// Where a refresh token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Body,
+    Cookie,
 }
 
 /// The refresh token a client presented: the body's, else the cookie's.
-fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> ApiResult<Option<String>> {
+fn presented_refresh_token(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Option<(String, Source)>> {
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -175,7 +188,9 @@ fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> ApiResult<Optio
         })?;
         request.refresh_token
     };
-    Ok(from_body.or_else(|| cookies::read(headers)))
+    Ok(from_body
+        .map(|t| (t, Source::Body))
+        .or_else(|| cookies::read(headers).map(|t| (t, Source::Cookie))))
 }
 
 /// Exchanges a refresh token (body or cookie) for a new pair. Reusing a rotated token
@@ -205,7 +220,7 @@ pub async fn refresh(
         state.limits.refresh,
     )
     .await?;
-    let presented =
+    let (presented, source) =
         presented_refresh_token(&headers, &body)?.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
     let hash = hash_refresh_token(&presented);
     let mut tx = state.db.begin().await?;
@@ -259,7 +274,15 @@ pub async fn refresh(
     let next = insert_refresh_token(&mut tx, found.session_id, expires_at).await?;
     tx.commit().await?;
 
-    token_pair(&state, found.user_id, found.session_id, found.role, next)
+    let in_body = source == Source::Body;
+    token_pair(
+        &state,
+        found.user_id,
+        found.session_id,
+        found.role,
+        next,
+        in_body,
+    )
 }
 
 /// Ends a session: its refresh token and access tokens stop working at once. The
@@ -287,7 +310,7 @@ pub async fn logout(
     let session = match user.and_then(|u| u.session_id.map(|s| (u.id, s))) {
         Some(found) => found,
         None => {
-            let presented = presented_refresh_token(&headers, &body)?
+            let (presented, _) = presented_refresh_token(&headers, &body)?
                 .ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
             sqlx::query!(
                 r#"SELECT s.user_id AS "user_id: UserId", s.id AS "id: SessionId"
@@ -355,6 +378,7 @@ fn token_pair(
     session: SessionId,
     role: Role,
     refresh: RefreshToken,
+    in_body: bool,
 ) -> ApiResult<Response> {
     let access = state.auth.tokens.issue(user, session, role)?;
     let cookie = cookies::set(&refresh.token, state.config.refresh_ttl.as_secs());
@@ -362,7 +386,7 @@ fn token_pair(
         access_token: access.token,
         token_type: "Bearer".into(),
         expires_in: access.expires_in,
-        refresh_token: refresh.token,
+        refresh_token: in_body.then_some(refresh.token),
     });
     Ok((AppendHeaders([(header::SET_COOKIE, cookie)]), body).into_response())
 }

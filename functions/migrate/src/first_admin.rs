@@ -4,6 +4,8 @@
 //!
 //! Idempotent: an existing account is promoted if needed and otherwise left alone (its
 //! password is never overwritten, so rotating the variable cannot take an account over).
+//! An existing account is promoted only once its email is verified: otherwise whoever
+//! registered the address first, without proving they own it, would become admin.
 
 use serde::Serialize;
 use shared::{
@@ -69,6 +71,9 @@ pub enum Outcome {
     Promoted,
     /// The account was already an admin.
     Unchanged,
+    /// The account exists but its email is unverified: not promoted (verify it, then
+    /// run migrate again).
+    NotPromotedUnverified,
 }
 
 /// Makes sure the account exists and is an admin.
@@ -95,14 +100,21 @@ pub async fn ensure(db: &PgPool, admin: &FirstAdmin) -> anyhow::Result<Outcome> 
         Outcome::Created
     } else {
         let existing = sqlx::query!(
-            r#"SELECT id AS "id: UserId", role AS "role: Role"
-               FROM users WHERE lower(email) = lower($1) FOR UPDATE"#,
+            r#"SELECT id AS "id: UserId", role AS "role: Role",
+                      email_verified_at IS NOT NULL AS "verified!"
+               FROM users WHERE lower(email) = lower($1) FOR NO KEY UPDATE"#,
             admin.email.as_str(),
         )
         .fetch_one(&mut *tx)
         .await?;
         if existing.role == Role::Admin {
             Outcome::Unchanged
+        } else if !existing.verified {
+            tracing::warn!(
+                user_id = %existing.id,
+                "FIRST_ADMIN_EMAIL belongs to an account with an unverified email: not promoted"
+            );
+            Outcome::NotPromotedUnverified
         } else {
             sqlx::query!(
                 "UPDATE users SET role = 'admin', updated_at = now() WHERE id = $1",

@@ -161,7 +161,7 @@ async fn send_account_email(
     }
     let Some(user) = sqlx::query!(
         r#"SELECT id AS "id: UserId", email, email_verified_at FROM users
-           WHERE lower(email) = lower($1) FOR UPDATE"#,
+           WHERE lower(email) = lower($1) FOR NO KEY UPDATE"#,
         message.email.trim(),
     )
     .fetch_optional(&mut *tx)

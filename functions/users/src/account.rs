@@ -45,7 +45,7 @@ pub async fn find(
             User,
             r#"SELECT id AS "id: UserId", email, name, role AS "role: Role",
                       email_verified_at IS NOT NULL AS "email_verified!", created_at, updated_at
-               FROM users WHERE id = $1 FOR UPDATE"#,
+               FROM users WHERE id = $1 FOR NO KEY UPDATE"#,
             id.0,
         )
         .fetch_optional(conn)
@@ -63,13 +63,15 @@ pub async fn find(
     }
 }
 
-/// Locks every admin row (in id order) and returns their ids. Call it first in any
+/// Locks every admin row (in id order) and returns their ids. `FOR NO KEY UPDATE`:
+/// it excludes other admin changes but not the key-share locks that logins take when
+/// they insert a session for an admin. Call it first in any
 /// transaction that may demote or delete a user, before locking the target: everyone
 /// takes the same locks in the same order, so two admins demoting each other at the
 /// same moment serialise (the second then sees one admin left) instead of deadlocking.
 pub async fn lock_admins(conn: &mut PgConnection) -> Result<Vec<UserId>, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"SELECT id AS "id: UserId" FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE"#
+        r#"SELECT id AS "id: UserId" FROM users WHERE role = 'admin' ORDER BY id FOR NO KEY UPDATE"#
     )
     .fetch_all(conn)
     .await

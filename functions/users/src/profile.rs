@@ -151,6 +151,14 @@ pub async fn change_password(
     )
     .execute(&mut *tx)
     .await?;
+    // A reset link mailed before the change must not undo it.
+    sqlx::query!(
+        "UPDATE user_tokens SET used_at = now()
+         WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+        user.id.0,
+    )
+    .execute(&mut *tx)
+    .await?;
     audit::record(
         &mut *tx,
         &client,
