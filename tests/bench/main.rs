@@ -479,6 +479,8 @@ fn spawn_function(name: &str, api: &runtime_api::RuntimeApi, db_url: &str) -> Re
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("APP_BASE_URL", "http://localhost:3000")
+        .env("MAIL_DIR", std::env::temp_dir().join("bench-mail"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -554,6 +556,11 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
             http_event("GET", "/api/v1/tasks", Some(token)),
         ),
         (
+            "users",
+            http_event("GET", "/api/v1/users/me/nope", None),
+            http_event("GET", "/api/v1/users/me", Some(token)),
+        ),
+        (
             "platform",
             http_event("GET", "/openapi.json", None),
             http_event("GET", "/health", None),
@@ -604,6 +611,7 @@ fn binary_sizes(rows: &mut Vec<Row>) {
         "notifications",
         "tasks",
         "uploads",
+        "users",
         "platform",
         "notify-worker",
         "outbox-relay",
