@@ -6,8 +6,9 @@
 ALTER TABLE users ALTER COLUMN password_hash DROP NOT NULL;
 ALTER TABLE users ADD COLUMN email_verified_at timestamptz;
 
--- Filters of the admin user list.
-CREATE INDEX users_role_idx ON users (role, id);
+-- The admin user list: newest first, optionally one role, keyset-paged on (created_at, id).
+CREATE INDEX users_created_idx ON users (created_at DESC, id DESC);
+CREATE INDEX users_role_created_idx ON users (role, created_at DESC, id DESC);
 
 -- An identity at another issuer (Better Auth), linked to one local user. The primary
 -- key makes "the first valid token provisions exactly one user" a database fact. When

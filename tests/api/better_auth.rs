@@ -207,6 +207,10 @@ async fn hostile_tokens_are_refused_and_provision_nobody(db: PgPool) {
                 c.as_object_mut().unwrap().remove("sub");
             }),
         ),
+        (
+            "oversized subject",
+            with(&|c| c["sub"] = json!("s".repeat(256))),
+        ),
         ("HS256 with the public key (text)", confused),
         ("HS256 with the public key (bytes)", confused_raw),
         ("alg none", unsigned),

@@ -210,6 +210,44 @@ async fn admins_list_filter_and_page_through_users(db: PgPool) {
     )
     .await
     .problem(StatusCode::NOT_FOUND);
+    let token = Some(root.access_token.as_str());
+    call(
+        &app,
+        Method::PATCH,
+        &unknown,
+        token,
+        Some(json!({"role": "user"})),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND);
+    // Ill-typed and unknown values in an admin change are refused, and change nothing.
+    let ada = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "ada@example.com")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ada_path = format!("/api/v1/users/{ada}");
+    for body in [
+        json!({"role": "superuser"}),
+        json!({"name": 5}),
+        json!({"role": null, "name": ""}),
+    ] {
+        call(&app, Method::PATCH, &ada_path, token, Some(body))
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    call(&app, Method::PATCH, &ada_path, token, None)
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    let unchanged: Value = call(&app, Method::GET, &ada_path, token, None).await.json();
+    assert_eq!(
+        (unchanged["role"].as_str(), unchanged["name"].as_str()),
+        (Some("user"), Some("ada"))
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]

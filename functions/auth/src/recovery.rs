@@ -71,13 +71,7 @@ pub async fn request_reset(
     client: ClientInfo,
     Json(request): Json<ResetRequest>,
 ) -> ApiResult<StatusCode> {
-    throttle::hit(
-        &state.db,
-        "password_reset",
-        client.rate_key(),
-        state.limits.password_reset,
-    )
-    .await?;
+    limit(&state, &client).await?;
     let email =
         Email::parse(&request.email).map_err(|m| ApiError::invalid("email", "invalid_email", m))?;
     queue_email(&state, AccountEmailKind::PasswordReset, &email).await?;
@@ -103,13 +97,7 @@ pub async fn confirm_reset(
     client: ClientInfo,
     Json(request): Json<ResetConfirmation>,
 ) -> ApiResult<StatusCode> {
-    throttle::hit(
-        &state.db,
-        "password_reset",
-        client.rate_key(),
-        state.limits.password_reset,
-    )
-    .await?;
+    limit(&state, &client).await?;
     // Check the password against the account before hashing, without spending the token.
     let owner = token_owner(&state, &request.token, "password_reset").await?;
     let password = Password::parse(request.new_password, &owner)
@@ -165,13 +153,7 @@ pub async fn verify_email(
     client: ClientInfo,
     Json(request): Json<VerifyRequest>,
 ) -> ApiResult<StatusCode> {
-    throttle::hit(
-        &state.db,
-        "password_reset",
-        client.rate_key(),
-        state.limits.password_reset,
-    )
-    .await?;
+    limit(&state, &client).await?;
     let mut tx = state.db.begin().await?;
     let user = spend_token(&mut tx, &request.token, "email_verification").await?;
     sqlx::query!(
@@ -208,13 +190,7 @@ pub async fn resend_verification(
     client: ClientInfo,
     user: CurrentUser,
 ) -> ApiResult<StatusCode> {
-    throttle::hit(
-        &state.db,
-        "password_reset",
-        client.rate_key(),
-        state.limits.password_reset,
-    )
-    .await?;
+    limit(&state, &client).await?;
     let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.id.0)
         .fetch_optional(&state.db)
         .await?
@@ -222,6 +198,13 @@ pub async fn resend_verification(
     let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
     queue_email(&state, AccountEmailKind::VerifyEmail, &email).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Every recovery route counts against one per-IP budget: together they are what an
+/// attacker would use to mail-bomb an address or probe tokens.
+async fn limit(state: &AppState, client: &ClientInfo) -> ApiResult<()> {
+    let budget = state.limits.password_reset;
+    throttle::hit(&state.db, "password_reset", client.rate_key(), budget).await
 }
 
 async fn queue_email(state: &AppState, kind: AccountEmailKind, email: &Email) -> ApiResult<()> {

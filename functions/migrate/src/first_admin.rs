@@ -17,19 +17,12 @@ use shared::{
 };
 use sqlx::PgPool;
 
-/// The configured first admin.
+/// The configured first admin (`Debug` shows the password redacted, as
+/// `Password`'s own `Debug` does).
+#[derive(Debug)]
 pub struct FirstAdmin {
     email: Email,
     password: Password,
-}
-
-impl std::fmt::Debug for FirstAdmin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FirstAdmin")
-            .field("email", &self.email)
-            .field("password", &"[redacted]")
-            .finish()
-    }
 }
 
 impl FirstAdmin {

@@ -7,7 +7,7 @@ use shared::{
     auth::Admin,
     error::{ApiResult, Problem},
     extract::{Json, Query},
-    pagination::{self, Page, PageSize},
+    pagination::{self, CreatedKey, Page, PageSize},
 };
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -79,14 +79,6 @@ impl From<Page<AuditEventView>> for AuditPage {
     }
 }
 
-/// The cursor: the last event's time and id.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct AuditKey {
-    #[serde(with = "time::serde::rfc3339")]
-    t: OffsetDateTime,
-    id: Uuid,
-}
-
 /// Lists audit events, newest first.
 #[utoipa::path(
     get,
@@ -109,7 +101,7 @@ pub async fn list(
     Query(params): Query<AuditParams>,
 ) -> ApiResult<Json<AuditPage>> {
     let size = PageSize::parse(params.limit)?;
-    let after: Option<AuditKey> = params
+    let after: Option<CreatedKey> = params
         .cursor
         .as_deref()
         .map(pagination::decode_cursor)
@@ -135,7 +127,7 @@ pub async fn list(
     )
     .fetch_all(&state.db)
     .await?;
-    let page = pagination::page(rows, size, |e| AuditKey {
+    let page = pagination::page(rows, size, |e| CreatedKey {
         t: e.occurred_at,
         id: e.id,
     });
