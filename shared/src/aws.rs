@@ -1,50 +1,98 @@
-//! AWS clients: the SQS publisher and the S3 client.
+//! AWS clients: the SQS publisher and the S3 client, and the settings they share.
 //!
-//! The client is built once per cold start. Its timeouts are short: a request that
-//! relays its outbox messages must not hang on an unreachable queue (the sweep will
-//! send them later), and the endpoint comes from the SDK's usual settings, so
-//! `AWS_ENDPOINT_URL` points it at a local emulator.
+//! The SDK settings are read from the environment once per cold start
+//! ([`sdk_config`]) instead of through `aws-config`'s provider chain. In Lambda the
+//! region and the execution role's credentials are plain environment variables; the
+//! chain's other sources (profile files, SSO, STS web identity, ECS, IMDS) each came
+//! with its own client code, a large share of every binary that linked the SDK (see
+//! BENCHMARKS.md), and file look-ups on the first call, and none of them applies here. TLS runs on ring, which sqlx already links, rather than a second crypto
+//! library. Timeouts are short: a request that relays its outbox messages must not hang
+//! on an unreachable queue (the sweep sends them later). `AWS_ENDPOINT_URL` points every
+//! client at a local emulator.
+//!
+//! Making an SDK client loads the system's CA certificates (milliseconds), so clients
+//! that most invocations never use (SQS in auth: only registrations and resets send;
+//! SES in notify-worker) are made on first use ([`LazyClient`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use anyhow::Context;
-use aws_config::{BehaviorVersion, timeout::TimeoutConfig};
+use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use tokio::sync::OnceCell;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_types::{
+    SdkConfig,
+    region::Region,
+    sdk_config::{SharedHttpClient, TimeoutConfig},
+};
 use uuid::Uuid;
 
-use crate::config::QueueConfig;
+use crate::config::{ConfigError, QueueConfig, optional, required};
 
-/// Loads the AWS SDK configuration shared by all clients of a function.
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+/// The HTTPS client every SDK client uses: rustls on ring, the system's CA roots.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The SDK settings of this execution environment: `AWS_REGION` (or
+/// `AWS_DEFAULT_REGION`), the credentials in `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (what Lambda gives the function's
+/// role), and `AWS_ENDPOINT_URL` when set. Building it does no I/O.
+pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
+    let region = optional("AWS_REGION")
+        .or_else(|| optional("AWS_DEFAULT_REGION"))
+        .ok_or(ConfigError::Missing("AWS_REGION"))?;
+    // `Credentials` redacts the secret and the session token in its Debug output.
+    let credentials = Credentials::new(
+        required("AWS_ACCESS_KEY_ID")?,
+        required("AWS_SECRET_ACCESS_KEY")?,
+        optional("AWS_SESSION_TOKEN"),
+        None,
+        "environment",
+    );
+    let mut builder = SdkConfig::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(http_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .operation_attempt_timeout(Duration::from_secs(2))
                 .operation_timeout(Duration::from_secs(5))
                 .build(),
-        )
-        .load()
-        .await
+        );
+    if let Some(endpoint) = optional("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Ok(builder.build())
+}
+
+/// An SDK client made the first time it is used. Cheap to clone.
+pub type LazyClient<C> = Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>;
+
+/// A [`LazyClient`] that `make` builds on first use.
+pub fn lazy<C: Send + 'static>(make: impl FnOnce() -> C + Send + 'static) -> LazyClient<C> {
+    Arc::new(LazyLock::new(Box::new(make)))
 }
 
 /// An S3 client with the shared SDK settings; path-style addressing when asked (emulators).
-pub async fn s3_client(force_path_style: bool) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(&aws_config().await)
+pub fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(force_path_style)
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 
 /// Sends messages to one queue.
-///
-/// The SDK client is made on first use, not at cold start: loading the SDK
-/// configuration and the TLS roots costs milliseconds that most invocations (a login, a
-/// refresh) never need to pay.
 #[derive(Clone, Debug)]
 pub struct Publisher {
-    client: Arc<OnceCell<aws_sdk_sqs::Client>>,
+    client: LazyClient<aws_sdk_sqs::Client>,
     queue_url: String,
 }
 
@@ -52,30 +100,23 @@ impl Publisher {
     /// A publisher for `queue_url` using `client`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         Self {
-            client: Arc::new(OnceCell::new_with(Some(client))),
+            client: lazy(move || client),
             queue_url: queue_url.into(),
         }
     }
 
-    /// A publisher for the notifications queue, with the SDK's usual configuration,
-    /// connecting on first use.
-    pub fn from_config(config: &QueueConfig) -> Self {
+    /// A publisher for the notifications queue; the client is made on first use.
+    pub fn from_config(sdk: &SdkConfig, config: &QueueConfig) -> Self {
+        let sdk = sdk.clone();
         Self {
-            client: Arc::new(OnceCell::new()),
+            client: lazy(move || aws_sdk_sqs::Client::new(&sdk)),
             queue_url: config.notifications_url.clone(),
         }
     }
 
-    async fn client(&self) -> &aws_sdk_sqs::Client {
-        self.client
-            .get_or_init(|| async { aws_sdk_sqs::Client::new(&aws_config().await) })
-            .await
-    }
-
     /// Sends one message.
     pub async fn send(&self, body: String) -> anyhow::Result<()> {
-        self.client()
-            .await
+        self.client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
@@ -98,8 +139,7 @@ impl Publisher {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let output = self
-            .client()
-            .await
+            .client
             .send_message_batch()
             .queue_url(&self.queue_url)
             .set_entries(Some(entries))

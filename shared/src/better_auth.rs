@@ -16,12 +16,24 @@
 //!
 //! The first valid token of an identity links it to a local user, or provisions one
 //! ([`link_or_provision`]), so every endpoint works for Better Auth users.
+//!
+//! The JWKS is fetched with hyper's client over rustls on ring and the webpki roots,
+//! all of which every function links already (the Lambda runtime, sqlx), rather than
+//! with an HTTP client library of its own: one GET does not need one. Redirects are not
+//! followed, and the body is capped at [`MAX_JWKS_BYTES`].
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
 use jsonwebtoken::{
     Algorithm, DecodingKey, Validation,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm},
@@ -40,6 +52,14 @@ use crate::{
 };
 
 const REFUSED: &str = "invalid or expired access token";
+
+/// The largest JWKS document accepted; real ones are a few kilobytes.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// How long one JWKS fetch may take, connection included.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Where Better Auth lives and what its tokens must say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,17 +131,22 @@ struct Cache {
 /// Verifies Better Auth tokens. Built once per cold start; fetches keys on first use.
 pub struct BetterAuth {
     config: BetterAuthConfig,
-    http: reqwest::Client,
+    http: HttpsClient,
     cache: Mutex<Cache>,
 }
 
 impl BetterAuth {
     /// A verifier for `config`.
     pub fn new(config: BetterAuthConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_default();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            // ring's provider supports every protocol version; this cannot fail.
+            .expect("ring supports TLS 1.2 and 1.3")
+            // Plain http only for a provider on loopback in development and tests.
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new()).build(https);
         Self {
             config,
             http,
@@ -209,14 +234,23 @@ impl BetterAuth {
         struct Set {
             keys: Vec<serde_json::Value>,
         }
-        let set: Set = self
-            .http
-            .get(&self.config.jwks_url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let uri: hyper::Uri = self.config.jwks_url.parse().context("JWKS URL")?;
+        let body = tokio::time::timeout(FETCH_TIMEOUT, async {
+            let response = self.http.get(uri).await.context("JWKS request")?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "JWKS answered {}",
+                response.status()
+            );
+            let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+                .collect()
+                .await
+                .map_err(|e| anyhow::anyhow!("JWKS body: {e}"))?;
+            Ok(body.to_bytes())
+        })
+        .await
+        .context("JWKS fetch timed out")??;
+        let set: Set = serde_json::from_slice(&body).context("JWKS is not a key set")?;
         let keys: Vec<Key> = set.keys.into_iter().filter_map(usable_key).collect();
         tracing::info!(keys = keys.len(), "fetched the Better Auth JWKS");
         Ok(keys)

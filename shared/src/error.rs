@@ -84,6 +84,9 @@ pub enum ApiError {
     /// The path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The resource exists only in a form the request's `Accept-*` headers refuse.
+    #[error("{0}")]
+    NotAcceptable(&'static str),
     /// The request conflicts with current state (duplicate email).
     #[error("{0}")]
     Conflict(String),
@@ -133,6 +136,7 @@ impl ApiError {
             Self::Forbidden | Self::NotAllowed(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,

@@ -2,26 +2,56 @@
 //! `LogFormat: JSON`) indexes field by field. Each line carries the spans it was
 //! logged in, so the `request` span's `request_id` is on every line of a request.
 
-use tracing_subscriber::{EnvFilter, fmt};
+use tracing_subscriber::{filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// The filter when `RUST_LOG` is unset or unusable: info, with the chatty SDK and sqlx
+/// targets held at warn (the template's `LogLevel` default is the same).
+const DEFAULT_FILTER: &str = "info,aws_smithy_runtime=warn,sqlx=warn";
 
 /// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`);
 /// `LOG_FORMAT=text` gives human-readable lines for local work.
+///
+/// `RUST_LOG` takes `level` and `target=level` entries (`info,sqlx=debug`). That is
+/// `Targets`, not `EnvFilter`: span and field filters are not supported, and in
+/// exchange no regex engine is linked or compiled at cold start.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,sqlx=warn")
-    });
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|raw| raw.parse::<Targets>().ok())
+        .unwrap_or_else(|| DEFAULT_FILTER.parse().unwrap_or_default());
     let text = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
-    let builder = fmt().with_env_filter(filter).with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let result = if text {
-        builder.try_init()
+        registry.with(fmt::layer().with_target(false)).try_init()
     } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_target(false)
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(true),
+            )
             .try_init()
     };
     // A second init (tests calling it twice) is harmless; keep the first subscriber.
     drop(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    #[test]
+    fn the_default_filter_parses_and_quiets_the_sdk() {
+        let filter: Targets = DEFAULT_FILTER.parse().unwrap();
+        assert!(filter.would_enable("auth::sessions", &Level::INFO));
+        assert!(!filter.would_enable("auth::sessions", &Level::DEBUG));
+        assert!(!filter.would_enable("sqlx::query", &Level::INFO));
+        assert!(filter.would_enable("sqlx::query", &Level::WARN));
+        assert!(!filter.would_enable("aws_smithy_runtime::client", &Level::INFO));
+    }
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 
 use crate::{
@@ -95,8 +95,14 @@ impl RateLimits {
 }
 
 /// Counts one request of `client` against `bucket`; `Err(429)` once over the limit.
+/// `db` may be a transaction: the count then commits with it (and holds the row until).
 #[tracing::instrument(skip(db, limit))]
-pub async fn hit(db: &PgPool, bucket: &str, client: &str, limit: Limit) -> Result<(), ApiError> {
+pub async fn hit(
+    db: impl PgExecutor<'_>,
+    bucket: &str,
+    client: &str,
+    limit: Limit,
+) -> Result<(), ApiError> {
     let row = sqlx::query!(
         r#"INSERT INTO rate_limits AS r (bucket, client, hits, window_started_at)
            VALUES ($1, $2, 1, now())

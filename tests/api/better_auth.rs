@@ -372,6 +372,59 @@ async fn an_unreachable_jwks_is_a_503_not_a_500(db: PgPool) {
     assert_eq!(app.me(&ada.access_token).await.status, StatusCode::OK);
 }
 
+/// Key sets a provider should never be trusted with: each holds the real key, so a
+/// verifier that followed the redirect, read past the size cap or ignored the status
+/// would accept the token.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_misbehaving_jwks_endpoint_is_a_503_and_provisions_nobody(db: PgPool) {
+    use axum::response::{IntoResponse, Redirect};
+    let key = SigningKey::generate("key-1");
+    let set = json!({ "keys": [key.jwk()] });
+    let padded = {
+        let mut keys = vec![key.jwk()];
+        let filler = json!({"kty": "oct", "kid": "filler", "k": "x".repeat(1024)});
+        keys.extend(std::iter::repeat_n(filler, 300));
+        json!({ "keys": keys }).to_string()
+    };
+    assert!(padded.len() > shared::better_auth::MAX_JWKS_BYTES);
+    let (ok, failing, huge) = (set.clone(), set.clone(), padded);
+    let app = Router::new()
+        .route("/good", get(move || async move { Json(ok) }))
+        .route(
+            "/error",
+            get(move || async move { (StatusCode::INTERNAL_SERVER_ERROR, Json(failing)) }),
+        )
+        .route("/huge", get(move || async move { huge.into_response() }))
+        .route("/redirect", get(|| async { Redirect::temporary("/good") }))
+        .route("/garbage", get(|| async { "{\"keys\": [" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = key.sign(&json!({
+        "sub": "mallory", "email": "mallory@example.com", "emailVerified": true,
+        "iss": base, "aud": base, "iat": now, "exp": now + 900,
+    }));
+    let config = |path: &str| BetterAuthConfig {
+        jwks_url: format!("{base}{path}"),
+        issuer: base.clone(),
+        audience: base.clone(),
+        refetch_interval: std::time::Duration::from_secs(30),
+        max_key_age: std::time::Duration::from_secs(600),
+    };
+    for path in ["/error", "/huge", "/redirect", "/garbage"] {
+        let app = TestApp::with_better_auth(db.clone(), config(path)).await;
+        let refused = app.me(&token).await;
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        refused.problem(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(count(&db, "external_identities").await, 0);
+    // Control: the same token and key served properly are accepted.
+    let app = TestApp::with_better_auth(db.clone(), config("/good")).await;
+    assert_eq!(app.me(&token).await.status, StatusCode::OK);
+    assert_eq!(count(&db, "external_identities").await, 1);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_deleted_user_stays_deleted(db: PgPool) {
     let key = SigningKey::generate("key-1");

@@ -1,10 +1,10 @@
 //! Health, documentation, routing fallbacks, panic safety, and the promise that the
 //! template, the local router and the OpenAPI document list the same routes.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{collections::BTreeSet, io::Read, time::Duration};
 
 use api_tests::{
-    TestApp,
+    Function, Response, TestApp,
     lambda::{api_gateway_event, invoke_http},
 };
 use axum::{Router, routing::get};
@@ -72,6 +72,68 @@ async fn docs_pages_are_served(db: PgPool) {
     let redoc = app.get("/redoc", None).await;
     assert_eq!(redoc.status, StatusCode::OK);
     assert!(redoc.text().to_lowercase().contains("redoc"));
+    assert!(
+        redoc.text().contains(r#"spec-url="/openapi.json""#),
+        "ReDoc loads our document"
+    );
+}
+
+/// `GET /docs/{file}` on the platform function with `headers`.
+async fn docs_file(app: &TestApp, file: &str, headers: &[(&str, &str)]) -> Response {
+    let path = format!("/docs/{file}");
+    app.request(Function::Platform, Method::GET, &path, headers, None)
+        .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn swagger_ui_assets_are_sent_gzipped(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let page = docs_file(&app, "index.html", &[]).await.text();
+    let js = "text/javascript; charset=utf-8";
+    for (file, content_type, marker) in [
+        ("swagger-ui-bundle.js", js, "SwaggerUIBundle"),
+        (
+            "swagger-ui-standalone-preset.js",
+            js,
+            "SwaggerUIStandalonePreset",
+        ),
+        ("swagger-ui.css", "text/css; charset=utf-8", ".swagger-ui"),
+    ] {
+        assert!(
+            page.contains(&format!("./{file}")),
+            "index.html loads {file}"
+        );
+        let asset = docs_file(&app, file, &[("accept-encoding", "gzip, deflate, br")]).await;
+        assert_eq!(asset.status, StatusCode::OK, "{file}");
+        assert_eq!(asset.header("content-encoding"), Some("gzip"));
+        assert_eq!(asset.header("content-type"), Some(content_type));
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(asset.body.as_slice())
+            .read_to_string(&mut text)
+            .expect("a gzip stream of UTF-8 text");
+        assert!(text.len() > 10_000 && text.contains(marker), "{file}");
+
+        // A revalidation costs no body; a client that refuses gzip is told so.
+        let etag = asset.header("etag").expect("etag");
+        let cached = docs_file(&app, file, &[("if-none-match", etag)]).await;
+        assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+        assert!(cached.body.is_empty());
+        for refused in [&[][..], &[("accept-encoding", "gzip;q=0, br")]] {
+            docs_file(&app, file, refused)
+                .await
+                .problem(StatusCode::NOT_ACCEPTABLE);
+        }
+    }
+    let gzip = [("accept-encoding", "gzip")];
+    for unknown in [
+        "swagger-ui.js.map",
+        "favicon-32x32.png",
+        "..%2Fopenapi.json",
+    ] {
+        docs_file(&app, unknown, &gzip)
+            .await
+            .problem(StatusCode::NOT_FOUND);
+    }
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -147,7 +209,7 @@ fn local_router_routes() -> BTreeSet<(String, String)> {
 
 /// `(METHOD, /path)` pairs of the OpenAPI document.
 fn openapi_routes() -> BTreeSet<(String, String)> {
-    let doc = serde_json::to_value(platform::docs::openapi()).unwrap();
+    let doc = serde_json::to_value(api_tests::openapi()).unwrap();
     let mut routes = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
@@ -175,5 +237,28 @@ fn template_local_router_and_openapi_agree() {
         documented,
         openapi_routes(),
         "template.yaml and the OpenAPI document differ"
+    );
+}
+
+/// The committed document is what the handlers describe. `UPDATE_OPENAPI=1` rewrites it
+/// (after a handler's annotations change) instead of failing.
+#[test]
+fn the_committed_openapi_document_matches_the_handlers() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../functions/platform/openapi.json"
+    );
+    let generated = serde_json::to_value(api_tests::openapi()).unwrap();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(path, text).unwrap();
+        eprintln!("rewrote {path}; the next build serves it");
+        return;
+    }
+    let served: Value = serde_json::from_str(platform::docs::OPENAPI_JSON).unwrap();
+    assert!(
+        served == generated,
+        "functions/platform/openapi.json is stale: run \
+         UPDATE_OPENAPI=1 cargo test -p api-tests --test api openapi, then rebuild"
     );
 }

@@ -395,7 +395,8 @@ async fn account_emails_go_out_through_ses(db: PgPool) {
     let mut state = api_tests::lambda::worker_state(&app.db);
     state.mailer = notify_worker::mail::Mailer::new(&shared::config::MailTransport::Ses {
         from: from.clone(),
-    });
+    })
+    .unwrap();
     let body = json!({"email": "ada@example.com"});
     let reset = || app.post("/api/v1/auth/password-reset", &body, None);
 
@@ -420,8 +421,7 @@ async fn account_emails_go_out_through_ses(db: PgPool) {
     assert_eq!(tokens, 0);
 
     // Verified: the email goes out through SES with a working link.
-    let config = aws_sdk_sesv2::Config::from(&shared::aws::aws_config().await);
-    aws_sdk_sesv2::Client::from_conf(config)
+    aws_sdk_sesv2::Client::new(&shared::aws::sdk_config().unwrap())
         .create_email_identity()
         .email_identity(&from)
         .send()

@@ -160,7 +160,7 @@ pub fn worker_state(db: &PgPool) -> notify_worker::State {
     };
     notify_worker::State {
         db: db.clone(),
-        mailer: notify_worker::mail::Mailer::new(&mail.transport),
+        mailer: notify_worker::mail::Mailer::new(&mail.transport).expect("mailer"),
         mail,
     }
 }

@@ -55,6 +55,19 @@ pub fn unlimited() -> RateLimits {
     }
 }
 
+/// The whole API as the handlers describe it: every HTTP function's routes in one
+/// OpenAPI 3.1 document. `functions/platform/openapi.json` must equal it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = platform::docs::PlatformDoc::openapi();
+    doc.merge(auth::ApiDoc::openapi());
+    doc.merge(notifications::ApiDoc::openapi());
+    doc.merge(tasks::ApiDoc::openapi());
+    doc.merge(uploads::ApiDoc::openapi());
+    doc.merge(users::ApiDoc::openapi());
+    doc
+}
+
 /// Which function a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {

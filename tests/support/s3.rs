@@ -7,8 +7,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use hyper_util::rt::TokioIo;
 use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
 use shared::config::StorageConfig;
@@ -87,6 +86,7 @@ pub fn client_for(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk
             access_key, secret_key, None, None, "tests",
         ))
         .endpoint_url(endpoint)
+        .http_client(shared::aws::http_client())
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(config)

@@ -2,9 +2,8 @@
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::{
-    config::Credentials,
+    config::{BehaviorVersion, Credentials, Region, timeout::TimeoutConfig},
     types::{MessageSystemAttributeName, QueueAttributeName},
 };
 use serde_json::{Value, json};
@@ -22,8 +21,9 @@ pub fn client_for(endpoint_url: &str) -> aws_sdk_sqs::Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(endpoint_url)
+        .http_client(shared::aws::http_client())
         .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
+            TimeoutConfig::builder()
                 .operation_timeout(Duration::from_secs(5))
                 .build(),
         )

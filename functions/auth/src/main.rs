@@ -1,7 +1,7 @@
 //! Lambda entry point of the `auth` function: wiring only.
 
 use shared::{
-    aws::Publisher,
+    aws::{self, Publisher},
     config::{DatabaseConfig, QueueConfig, TokenConfig},
     db, http, telemetry,
     throttle::RateLimits,
@@ -12,7 +12,7 @@ async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
     let tokens = TokenConfig::from_env()?;
-    let publisher = Publisher::from_config(&QueueConfig::from_env()?);
+    let publisher = Publisher::from_config(&aws::sdk_config()?, &QueueConfig::from_env()?);
     let state = auth::AppState::new(db, tokens, publisher, RateLimits::from_env()?);
     http::serve(auth::router(state)).await
 }

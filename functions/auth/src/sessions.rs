@@ -213,17 +213,26 @@ pub async fn refresh(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    throttle::hit(
-        &state.db,
-        "refresh",
-        client.rate_key(),
-        state.limits.refresh,
-    )
-    .await?;
-    let (presented, source) =
-        presented_refresh_token(&headers, &body)?.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
-    let hash = hash_refresh_token(&presented);
+    // The rate-limit count and the rotation share one transaction (one commit, not
+    // two). Every outcome commits, refusals included, so refused attempts count too;
+    // a failed statement aborts the transaction, and its COMMIT then rolls back.
     let mut tx = state.db.begin().await?;
+    let outcome = rotate(&state, &client, &headers, &body, &mut tx).await;
+    tx.commit().await?;
+    outcome
+}
+
+async fn rotate(
+    state: &AppState,
+    client: &ClientInfo,
+    headers: &HeaderMap,
+    body: &Bytes,
+    tx: &mut PgConnection,
+) -> ApiResult<Response> {
+    throttle::hit(&mut *tx, "refresh", client.rate_key(), state.limits.refresh).await?;
+    let (presented, source) =
+        presented_refresh_token(headers, body)?.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
+    let hash = hash_refresh_token(&presented);
     // The row lock serialises concurrent refreshes with one token: the second sees it used.
     let Some(found) = sqlx::query!(
         r#"SELECT t.session_id AS "session_id: SessionId", t.used_at, t.expires_at,
@@ -245,11 +254,10 @@ pub async fn refresh(
         return Err(ApiError::Unauthorized(BAD_REFRESH));
     }
     if found.used_at.is_some() {
-        revoke_session(&mut tx, found.session_id, "refresh_token_reuse").await?;
+        revoke_session(tx, found.session_id, "refresh_token_reuse").await?;
         let event = AuditEvent::anonymous(AuditKind::RefreshReuseDetected, Some(found.user_id))
             .with(serde_json::json!({ "session_id": found.session_id }));
-        audit::record(&mut *tx, &client, event).await?;
-        tx.commit().await?;
+        audit::record(&mut *tx, client, event).await?;
         tracing::warn!(session_id = %found.session_id, user_id = %found.user_id, "refresh token reuse: session revoked");
         return Err(ApiError::Unauthorized(BAD_REFRESH));
     }
@@ -257,26 +265,25 @@ pub async fn refresh(
         return Err(ApiError::Unauthorized(BAD_REFRESH));
     }
 
-    sqlx::query!(
-        "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
-        hash
-    )
-    .execute(&mut *tx)
-    .await?;
+    // The rotation's three writes in one statement (one round trip, not three): the
+    // presented token is spent, the session extended, its successor stored.
     let expires_at = OffsetDateTime::now_utc() + state.config.refresh_ttl;
+    let next = RefreshToken::generate();
     sqlx::query!(
-        "UPDATE sessions SET expires_at = $2 WHERE id = $1",
+        "WITH spent AS (UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1),
+              extended AS (UPDATE sessions SET expires_at = $3 WHERE id = $2)
+         INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($4, $2, $3)",
+        hash,
         found.session_id.0,
-        expires_at
+        expires_at,
+        next.hash,
     )
     .execute(&mut *tx)
     .await?;
-    let next = insert_refresh_token(&mut tx, found.session_id, expires_at).await?;
-    tx.commit().await?;
 
     let in_body = source == Source::Body;
     token_pair(
-        &state,
+        state,
         found.user_id,
         found.session_id,
         found.role,

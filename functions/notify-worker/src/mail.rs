@@ -4,13 +4,15 @@
 //! `<id>.json` file (`{"to", "subject", "text"}`), written to a temporary name and
 //! renamed, so a reader never sees half a message.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use serde::{Deserialize, Serialize};
-use shared::config::MailTransport;
-use tokio::sync::OnceCell;
+use shared::{
+    aws::LazyClient,
+    config::{ConfigError, MailTransport},
+};
 use uuid::Uuid;
 
 /// One plain-text email.
@@ -27,27 +29,30 @@ pub struct Mail {
 /// Sends mail through the configured transport. Cheap to clone.
 #[derive(Clone)]
 pub enum Mailer {
-    /// Amazon SES; the client is built on first use, not at cold start.
+    /// Amazon SES; the client is made on first use, not at cold start.
     Ses {
         /// The verified sender address.
         from: String,
-        /// The lazily built client.
-        client: Arc<OnceCell<aws_sdk_sesv2::Client>>,
+        /// The SES client.
+        client: LazyClient<aws_sdk_sesv2::Client>,
     },
     /// Files in a directory.
     Directory(PathBuf),
 }
 
 impl Mailer {
-    /// The mailer for a transport.
-    pub fn new(transport: &MailTransport) -> Self {
-        match transport {
-            MailTransport::Ses { from } => Self::Ses {
-                from: from.clone(),
-                client: Arc::new(OnceCell::new()),
-            },
+    /// The mailer for a transport; SES reads the AWS settings from the environment.
+    pub fn new(transport: &MailTransport) -> Result<Self, ConfigError> {
+        Ok(match transport {
+            MailTransport::Ses { from } => {
+                let sdk = shared::aws::sdk_config()?;
+                Self::Ses {
+                    from: from.clone(),
+                    client: shared::aws::lazy(move || aws_sdk_sesv2::Client::new(&sdk)),
+                }
+            }
             MailTransport::Directory(dir) => Self::Directory(dir.clone()),
-        }
+        })
     }
 
     /// Sends one message. `id` makes the file name (directory transport) unique.
@@ -78,14 +83,7 @@ impl Mailer {
     }
 }
 
-async fn send_ses(
-    client: &OnceCell<aws_sdk_sesv2::Client>,
-    from: &str,
-    mail: &Mail,
-) -> anyhow::Result<()> {
-    let client = client
-        .get_or_init(|| async { aws_sdk_sesv2::Client::new(&shared::aws::aws_config().await) })
-        .await;
+async fn send_ses(client: &aws_sdk_sesv2::Client, from: &str, mail: &Mail) -> anyhow::Result<()> {
     let text = |s: &str| Content::builder().data(s).charset("UTF-8").build();
     let message = Message::builder()
         .subject(text(&mail.subject)?)

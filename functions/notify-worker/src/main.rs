@@ -13,7 +13,7 @@ async fn main() -> Result<(), shared::BoxError> {
     let mail = MailConfig::from_env()?;
     let state = State {
         db: db::pool(&DatabaseConfig::from_env()?)?,
-        mailer: Mailer::new(&mail.transport),
+        mailer: Mailer::new(&mail.transport)?,
         mail,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {

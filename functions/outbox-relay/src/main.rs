@@ -2,7 +2,7 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::{
-    aws::Publisher,
+    aws::{self, Publisher},
     config::{DatabaseConfig, QueueConfig},
     db, telemetry,
 };
@@ -11,7 +11,7 @@ use shared::{
 async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
-    let publisher = Publisher::from_config(&QueueConfig::from_env()?);
+    let publisher = Publisher::from_config(&aws::sdk_config()?, &QueueConfig::from_env()?);
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         outbox_relay::handle(&db, &publisher, event)
     }))

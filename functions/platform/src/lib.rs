@@ -1,8 +1,9 @@
 //! The `platform` function: health check and API documentation.
 //!
-//! Layout: [`health`] reports whether the database answers; [`docs`] assembles the
-//! OpenAPI 3.1 document from the other functions' `ApiDoc`s (generated from their
-//! handlers, so it cannot drift) and serves it with Swagger UI and ReDoc.
+//! Layout: [`health`] reports whether the database answers; [`docs`] serves the
+//! OpenAPI 3.1 document of every function (generated from their handlers, committed,
+//! and checked by the tests so it cannot drift) and serves it with Swagger UI and
+//! ReDoc.
 
 pub mod docs;
 pub mod health;

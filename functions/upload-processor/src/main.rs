@@ -12,10 +12,11 @@ use shared::{
 async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;
+    let sdk = aws::sdk_config()?;
     let state = upload_processor::State {
         db: db::pool(&DatabaseConfig::from_env()?)?,
-        s3: aws::s3_client(storage.force_path_style).await,
-        publisher: Publisher::from_config(&QueueConfig::from_env()?),
+        s3: aws::s3_client(&sdk, storage.force_path_style),
+        publisher: Publisher::from_config(&sdk, &QueueConfig::from_env()?),
         bucket: storage.bucket,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

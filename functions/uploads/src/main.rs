@@ -13,7 +13,7 @@ async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
     let storage = StorageConfig::from_env()?;
-    let s3 = aws::s3_client(storage.force_path_style).await;
+    let s3 = aws::s3_client(&aws::sdk_config()?, storage.force_path_style);
     let state = uploads::AppState::new(db, &TokenConfig::from_env()?, s3, Arc::new(storage));
     http::serve(uploads::router(state)).await
 }
