@@ -5,8 +5,9 @@
 //! region and the execution role's credentials are plain environment variables; the
 //! chain's other sources (profile files, SSO, STS web identity, ECS, IMDS) each came
 //! with its own client code, a large share of every binary that linked the SDK (see
-//! BENCHMARKS.md), and file look-ups on the first call, and none of them applies here. TLS runs on ring, which sqlx already links, rather than a second crypto
-//! library. Timeouts are short: a request that relays its outbox messages must not hang
+//! BENCHMARKS.md), and file look-ups on the first call, and none of them applies here.
+//! TLS runs on ring, which sqlx already links, rather than a second crypto library.
+//! Timeouts are short: a request that relays its outbox messages must not hang
 //! on an unreachable queue (the sweep sends them later). `AWS_ENDPOINT_URL` points every
 //! client at a local emulator.
 //!

@@ -15,9 +15,11 @@ const DEFAULT_FILTER: &str = "info,aws_smithy_runtime=warn,sqlx=warn";
 /// `Targets`, not `EnvFilter`: span and field filters are not supported, and in
 /// exchange no regex engine is linked or compiled at cold start.
 pub fn init() {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|raw| raw.parse::<Targets>().ok())
+    let requested = std::env::var("RUST_LOG").ok();
+    let parsed = requested.as_deref().map(str::parse::<Targets>);
+    let unusable = matches!(parsed, Some(Err(_)));
+    let filter = parsed
+        .and_then(Result::ok)
         .unwrap_or_else(|| DEFAULT_FILTER.parse().unwrap_or_default());
     let text = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     let registry = tracing_subscriber::registry().with(filter);
@@ -36,7 +38,14 @@ pub fn init() {
             .try_init()
     };
     // A second init (tests calling it twice) is harmless; keep the first subscriber.
-    drop(result);
+    if result.is_ok() && unusable {
+        // Said once, so that a span or field filter copied from EnvFilter's syntax does
+        // not silently log at the default level.
+        tracing::warn!(
+            default = DEFAULT_FILTER,
+            "RUST_LOG is not a list of level and target=level entries; using the default"
+        );
+    }
 }
 
 #[cfg(test)]

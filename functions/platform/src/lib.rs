@@ -2,8 +2,7 @@
 //!
 //! Layout: [`health`] reports whether the database answers; [`docs`] serves the
 //! OpenAPI 3.1 document of every function (generated from their handlers, committed,
-//! and checked by the tests so it cannot drift) and serves it with Swagger UI and
-//! ReDoc.
+//! and checked by the tests so it cannot drift), rendered by Swagger UI and ReDoc.
 
 pub mod docs;
 pub mod health;
