@@ -1,4 +1,5 @@
-//! AWS clients: the SQS publisher and the S3 client, and the settings they share.
+//! The AWS SDK settings every client shares (the SQS publisher in `messaging`, the S3
+//! client in `uploads`).
 //!
 //! The SDK settings are read from the environment once per cold start
 //! ([`sdk_config`]) instead of through `aws-config`'s provider chain. In Lambda the
@@ -20,18 +21,15 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context;
 use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_types::{
     SdkConfig,
     region::Region,
     sdk_config::{SharedHttpClient, TimeoutConfig},
 };
-use uuid::Uuid;
 
-use crate::config::{ConfigError, QueueConfig, optional, required};
+use crate::config::{ConfigError, optional, required};
 
 /// The HTTPS client every SDK client uses: rustls on ring, the system's CA roots.
 pub fn http_client() -> SharedHttpClient {
@@ -56,8 +54,9 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
         None,
         "environment",
     );
+    // No behaviour version here: each SDK crate is built with `behavior-version-latest`,
+    // which its clients apply themselves.
     let mut builder = SdkConfig::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
         .region(Region::new(region))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .http_client(http_client())
@@ -80,78 +79,4 @@ pub type LazyClient<C> = Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>;
 /// A [`LazyClient`] that `make` builds on first use.
 pub fn lazy<C: Send + 'static>(make: impl FnOnce() -> C + Send + 'static) -> LazyClient<C> {
     Arc::new(LazyLock::new(Box::new(make)))
-}
-
-/// An S3 client with the shared SDK settings; path-style addressing when asked (emulators).
-pub fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(force_path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-/// Sends messages to one queue.
-#[derive(Clone, Debug)]
-pub struct Publisher {
-    client: LazyClient<aws_sdk_sqs::Client>,
-    queue_url: String,
-}
-
-impl Publisher {
-    /// A publisher for `queue_url` using `client`.
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self {
-            client: lazy(move || client),
-            queue_url: queue_url.into(),
-        }
-    }
-
-    /// A publisher for the notifications queue; the client is made on first use.
-    pub fn from_config(sdk: &SdkConfig, config: &QueueConfig) -> Self {
-        let sdk = sdk.clone();
-        Self {
-            client: lazy(move || aws_sdk_sqs::Client::new(&sdk)),
-            queue_url: config.notifications_url.clone(),
-        }
-    }
-
-    /// Sends one message.
-    pub async fn send(&self, body: String) -> anyhow::Result<()> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .context("SQS SendMessage failed")?;
-        Ok(())
-    }
-
-    /// Sends up to ten messages in one call; returns the ids SQS did not accept.
-    pub async fn send_batch(&self, messages: &[(Uuid, String)]) -> anyhow::Result<Vec<Uuid>> {
-        let entries = messages
-            .iter()
-            .map(|(id, body)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(id.simple().to_string())
-                    .message_body(body)
-                    .build()
-                    .context("invalid batch entry")
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let output = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .context("SQS SendMessageBatch failed")?;
-        let failed = output
-            .failed()
-            .iter()
-            .filter_map(|f| Uuid::parse_str(f.id()).ok())
-            .collect();
-        Ok(failed)
-    }
 }

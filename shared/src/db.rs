@@ -8,13 +8,65 @@
 //! Request paths keep no session state outside a transaction (no `SET`, advisory locks
 //! or temporary tables), so the same code runs through a transaction-mode pooler.
 
-use secrecy::ExposeSecret;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::config::{ConfigError, DatabaseConfig};
+use crate::config::{ConfigError, parse_or, required};
+
+/// Where and how to reach Postgres.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// The variable the URL came from, for error messages.
+    pub var: &'static str,
+    /// Connection URL (with password): a secret.
+    pub url: SecretString,
+    /// Connections per execution environment. Lambda runs one request at a time per
+    /// environment, so 1-2 is enough and keeps a burst of cold starts from exhausting
+    /// the database's connection limit.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// Loads the pooled URL from `DATABASE_URL` (what request paths use).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_var("DATABASE_URL")
+    }
+
+    /// Loads the URL from the named variable, e.g. `DATABASE_DIRECT_URL` for migrations.
+    pub fn from_var(var: &'static str) -> Result<Self, ConfigError> {
+        let url = required(var)?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                name: var,
+                reason: "must start with postgres:// or postgresql://".into(),
+            });
+        }
+        Ok(Self {
+            var,
+            url: SecretString::from(url),
+            max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 2)?,
+            acquire_timeout: Duration::from_millis(parse_or("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?),
+        })
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("var", &self.var)
+            .field("url", &"[redacted]")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
 
 /// Builds the lazily connected pool.
 pub fn pool(config: &DatabaseConfig) -> Result<PgPool, ConfigError> {

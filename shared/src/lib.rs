@@ -1,41 +1,42 @@
-//! The library every function shares.
+//! The library every function shares, organised by layer and by domain.
 //!
-//! Layout, in the order a request meets it:
-//! - [`config`]: settings read once per cold start from the environment;
-//! - [`telemetry`]: JSON logs carrying the request id;
-//! - [`http`]: the glue that serves an axum router as a Lambda handler (request ids,
-//!   panic guard, body limit, problem+json fallbacks);
-//! - [`extract`]: `Json`/`Query`/`Path` whose rejections are problem+json;
-//! - [`client`]: the caller's IP and user agent (rate limits, audit);
-//! - [`auth`]: the `CurrentUser` extractor (JWT + live session check) and the role guard;
-//!   [`better_auth`] verifies Better Auth tokens (JWKS) and links their users;
-//! - [`throttle`], [`audit`]: rate limits and lockout kept in Postgres; the audit log;
-//! - [`error`]: the one error type, rendered as RFC 9457 problem details;
+//! Infrastructure (always built):
+//! - [`config`]: the helpers that read settings once per cold start, naming the variable
+//!   at fault;
+//! - [`telemetry`]: JSON logs, and the id of the request being handled;
 //! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
-//! - [`identity`], [`tokens`], [`password`]: users, roles, tokens and hashing;
-//! - [`pagination`]: page sizes, cursors and `{items, next_cursor}` pages;
-//! - [`messages`], [`outbox`], [`aws`]: queue contracts, the transactional outbox, the
-//!   SQS publisher and the S3 client;
-//! - [`uploads`]: upload purposes, their limits, object keys and file-type sniffing.
+//! - `aws` (feature `aws`): the SDK settings every AWS client shares.
+//!
+//! The HTTP layer, `http` (feature `http`): serving an axum router as a Lambda handler
+//! (request ids, panic guard, body limit, security headers, CORS), the one error type
+//! rendered as problem+json, `Json`/`Query`/`Path` extractors whose rejections are
+//! problem+json too, the caller's address, and keyset pagination. It knows no domain and
+//! no function's routes.
+//!
+//! Domains, each above the layers it uses:
+//! - [`identity`]: ids, roles, email addresses and names (always); with feature
+//!   `identity`: passwords, tokens, sessions, accounts, rate limits and lockout, the
+//!   audit log, Better Auth, and the `CurrentUser`/`Admin` guard;
+//! - [`messaging`]: queue message contracts typed with their queue, the transactional
+//!   outbox; with `sqs` the publisher, with `sqs-consumer` the partial-batch loop;
+//! - [`uploads`]: purposes, statuses, keys, file-type sniffing, the bucket's settings;
+//!   with `s3` the S3 client.
+//!
+//! A function enables the features it uses in its `Cargo.toml`, so a health check does
+//! not link argon2 and the SQS client. The modules form no cycle: infrastructure depends
+//! on nothing here, `http` only on infrastructure, domains on both.
 
-pub mod audit;
-pub mod auth;
-pub mod aws;
-pub mod better_auth;
-pub mod client;
 pub mod config;
 pub mod db;
-pub mod error;
-pub mod extract;
-pub mod http;
-pub mod identity;
-pub mod messages;
-pub mod outbox;
-pub mod pagination;
-pub mod password;
 pub mod telemetry;
-pub mod throttle;
-pub mod tokens;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "http")]
+pub mod http;
+
+pub mod identity;
+pub mod messaging;
 pub mod uploads;
 
 /// The error type Lambda entry points return.

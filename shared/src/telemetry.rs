@@ -1,8 +1,21 @@
 //! Structured logging: one JSON object a line, which CloudWatch (with the function's
 //! `LogFormat: JSON`) indexes field by field. Each line carries the spans it was
-//! logged in, so the `request` span's `request_id` is on every line of a request.
+//! logged in, so the `request` span's `request_id` is on every line of a request; the
+//! same id is kept in a task-local ([`current_request_id`]) for error bodies and the
+//! audit log.
 
 use tracing_subscriber::{filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+
+tokio::task_local! {
+    /// The id of the request being handled; `shared::http` scopes each request in it.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, if called inside one (errors and audit events
+/// quote it).
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
 
 /// The filter when `RUST_LOG` is unset or unusable: info, with the chatty SDK and sqlx
 /// targets held at warn (the template's `LogLevel` default is the same).

@@ -17,7 +17,7 @@ use ring::{
     signature::{Ed25519KeyPair, KeyPair},
 };
 use serde_json::{Value, json};
-use shared::better_auth::BetterAuthConfig;
+use shared::identity::better_auth::BetterAuthConfig;
 use sqlx::PgPool;
 
 /// An Ed25519 key as Better Auth makes one.
@@ -386,7 +386,7 @@ async fn a_misbehaving_jwks_endpoint_is_a_503_and_provisions_nobody(db: PgPool) 
         keys.extend(std::iter::repeat_n(filler, 300));
         json!({ "keys": keys }).to_string()
     };
-    assert!(padded.len() > shared::better_auth::MAX_JWKS_BYTES);
+    assert!(padded.len() > shared::identity::better_auth::MAX_JWKS_BYTES);
     let (ok, failing, huge) = (set.clone(), set.clone(), padded);
     let app = Router::new()
         .route("/good", get(move || async move { Json(ok) }))

@@ -4,7 +4,7 @@ use api_tests::{PASSWORD, TestApp, unlimited};
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::{Value, json};
-use shared::throttle::{Limit, RateLimits};
+use shared::identity::throttle::{Limit, RateLimits};
 use sqlx::PgPool;
 
 /// A problem body without its request id, to compare two answers.

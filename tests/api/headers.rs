@@ -3,7 +3,7 @@
 use api_tests::{Function, PASSWORD, TestApp, lambda};
 use http::{Method, StatusCode};
 use serde_json::json;
-use shared::config::CorsConfig;
+use shared::http::CorsConfig;
 use sqlx::PgPool;
 
 fn assert_security_headers(response: &api_tests::Response, what: &str) {

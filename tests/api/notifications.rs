@@ -4,7 +4,10 @@
 use api_tests::TestApp;
 use http::StatusCode;
 use serde_json::{Value, json};
-use shared::{identity::UserId, messages::NotificationMessage};
+use shared::{
+    identity::UserId,
+    messaging::messages::{NotificationKind, NotificationMessage},
+};
 use sqlx::PgPool;
 
 async fn inbox(app: &TestApp, token: &str, query: &str) -> Value {
@@ -123,7 +126,7 @@ async fn pages_walk_newest_first_without_repeats_or_gaps(db: PgPool) {
         let message = NotificationMessage {
             id: uuid::Uuid::now_v7(),
             user_id: user,
-            kind: "test".into(),
+            kind: NotificationKind::UploadReady,
             title: format!("n{i}"),
             body: "hello".into(),
         };

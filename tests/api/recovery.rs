@@ -393,7 +393,7 @@ async fn account_emails_go_out_through_ses(db: PgPool) {
     app.run_worker().await;
     let from = format!("no-reply-{}@example.com", uuid::Uuid::new_v4().simple());
     let mut state = api_tests::lambda::worker_state(&app.db);
-    state.mailer = notify_worker::mail::Mailer::new(&shared::config::MailTransport::Ses {
+    state.mailer = notify_worker::mail::Mailer::new(&notify_worker::mail::MailTransport::Ses {
         from: from.clone(),
     })
     .unwrap();

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use api_tests::{TestApp, lambda::invoke_worker};
 use serde_json::{Value, json};
-use shared::{identity::UserId, messages::NotificationMessage};
+use shared::{
+    identity::UserId,
+    messaging::messages::{NotificationKind, NotificationMessage},
+};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 fn record(message_id: &str, body: &str) -> Value {
@@ -30,7 +33,7 @@ fn message_for(user: UserId, title: &str) -> NotificationMessage {
     NotificationMessage {
         id: uuid::Uuid::now_v7(),
         user_id: user,
-        kind: "test".into(),
+        kind: NotificationKind::UploadReady,
         title: title.into(),
         body: "body".into(),
     }

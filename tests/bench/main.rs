@@ -21,10 +21,7 @@ use api_tests::{PASSWORD, lambda, sqs::unreachable_publisher, token_config};
 use axum::{Router, body::Body};
 use http::Request;
 use serde_json::{Value, json};
-use shared::{
-    identity::{SessionId, UserId},
-    tokens::RefreshToken,
-};
+use shared::identity::{SessionId, UserId, tokens::RefreshToken};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tower::ServiceExt;
 
@@ -106,8 +103,8 @@ async fn seed(
     users: usize,
     sessions_each: usize,
 ) -> Result<(Vec<String>, Vec<String>)> {
-    let hash = shared::password::hash(PASSWORD.to_owned()).await?;
-    let tokens = shared::tokens::AccessTokens::new(&token_config());
+    let hash = shared::identity::password::hash(PASSWORD.to_owned()).await?;
+    let tokens = shared::identity::tokens::AccessTokens::new(&token_config());
     let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
     let mut access = Vec::new();
     let mut refresh = Vec::new();
@@ -413,12 +410,13 @@ async fn in_process(rows: &mut Vec<Row>, db: &PgPool, access: &[String]) -> Resu
 
 async fn login_vs_argon2(rows: &mut Vec<Row>, db: &PgPool) -> Result<()> {
     let app = api(db);
-    let hash = shared::password::hash(PASSWORD.to_owned()).await?;
+    let hash = shared::identity::password::hash(PASSWORD.to_owned()).await?;
     let mut bare = Vec::new();
     let mut login = Vec::new();
     for i in 0..15 {
         let t0 = Instant::now();
-        shared::password::verify_or_dummy(PASSWORD.to_owned(), Some(hash.clone())).await?;
+        shared::identity::password::verify_or_dummy(PASSWORD.to_owned(), Some(hash.clone()))
+            .await?;
         bare.push(ms(t0.elapsed()));
         let body = json!({"email": format!("bench{}@example.com", i % 4), "password": PASSWORD})
             .to_string();
@@ -453,10 +451,10 @@ async fn worker_throughput(rows: &mut Vec<Row>, db: &PgPool) -> Result<()> {
     for b in 0..batches {
         let records: Vec<Value> = (0..10)
             .map(|i| {
-                let message = shared::messages::NotificationMessage {
+                let message = shared::messaging::messages::NotificationMessage {
                     id: uuid::Uuid::now_v7(),
                     user_id: UserId(users[(b * 10 + i) % users.len()]),
-                    kind: "bench".into(),
+                    kind: shared::messaging::messages::NotificationKind::UploadReady,
                     title: "t".into(),
                     body: "b".into(),
                 };

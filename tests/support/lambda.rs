@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use lambda_http::request::LambdaRequest;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Map, Value, json};
-use shared::aws::Publisher;
+use shared::messaging::Publisher;
 use sqlx::PgPool;
 use tower::{Service, ServiceExt};
 
@@ -153,8 +153,8 @@ pub fn mail_dir(db: &PgPool) -> std::path::PathBuf {
 
 /// The worker's state for a test database, mailing into [`mail_dir`].
 pub fn worker_state(db: &PgPool) -> notify_worker::State {
-    let mail = shared::config::MailConfig {
-        transport: shared::config::MailTransport::Directory(mail_dir(db)),
+    let mail = notify_worker::mail::MailConfig {
+        transport: notify_worker::mail::MailTransport::Directory(mail_dir(db)),
         app_base_url: "https://app.example.com".into(),
         token_ttl: std::time::Duration::from_secs(1800),
     };

@@ -21,7 +21,10 @@ use http::{HeaderMap, Method, StatusCode};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use shared::{aws::Publisher, config::TokenConfig, throttle::RateLimits};
+use shared::{
+    identity::{throttle::RateLimits, tokens::TokenConfig},
+    messaging::Publisher,
+};
 use sqlx::PgPool;
 
 pub use lambda::Response;
@@ -46,7 +49,7 @@ pub fn token_config() -> TokenConfig {
 
 /// Rate limits no ordinary test reaches (every test request comes from one address).
 pub fn unlimited() -> RateLimits {
-    let lots = shared::throttle::Limit::per(100_000, 60);
+    let lots = shared::identity::throttle::Limit::per(100_000, 60);
     RateLimits {
         login: lots,
         register: lots,
@@ -118,7 +121,7 @@ impl TestApp {
     /// An app whose functions also accept Better Auth tokens.
     pub async fn with_better_auth(
         db: PgPool,
-        better_auth: shared::better_auth::BetterAuthConfig,
+        better_auth: shared::identity::better_auth::BetterAuthConfig,
     ) -> Self {
         let queue = sqs::Queue::create().await;
         let publisher = queue.publisher();
@@ -171,7 +174,7 @@ impl TestApp {
     pub fn with_storage(
         mut self,
         s3: aws_sdk_s3::Client,
-        storage: shared::config::StorageConfig,
+        storage: shared::uploads::StorageConfig,
     ) -> Self {
         self.uploads = uploads_router(&self.db, s3, storage);
         self
@@ -387,7 +390,7 @@ impl TestApp {
 fn uploads_router(
     db: &PgPool,
     s3: aws_sdk_s3::Client,
-    storage: shared::config::StorageConfig,
+    storage: shared::uploads::StorageConfig,
 ) -> Router {
     let state = uploads::AppState::new(
         db.clone(),

@@ -10,7 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use hyper_util::rt::TokioIo;
 use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
-use shared::config::StorageConfig;
+use shared::uploads::StorageConfig;
 use tokio::{net::TcpListener, task::JoinHandle};
 
 /// The credentials the signing server accepts.

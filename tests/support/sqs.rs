@@ -7,7 +7,7 @@ use aws_sdk_sqs::{
     types::{MessageSystemAttributeName, QueueAttributeName},
 };
 use serde_json::{Value, json};
-use shared::aws::Publisher;
+use shared::messaging::Publisher;
 
 /// Where the emulator listens: `AWS_ENDPOINT_URL`, as for the functions themselves.
 pub fn endpoint() -> String {

@@ -3,29 +3,28 @@
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use shared::{
-    audit::{self, AuditEvent, AuditKind},
-    client::ClientInfo,
-    messages::{AccountEmailKind, AccountEmailMessage},
-    password::Password,
-    throttle,
+    db::unique_violation,
+    http::{
+        error::{ApiError, ApiResult, FieldError, Problem},
+        extract::Json,
+    },
+    identity::{Email, Role, UserId, UserName, guard::CurrentUser, password},
+    messaging::{messages::NotificationMessage, outbox},
 };
 use shared::{
-    auth::CurrentUser,
-    db::unique_violation,
-    error::{ApiError, ApiResult, FieldError, Problem},
-    extract::Json,
-    identity::{Email, Role, UserId, UserName},
-    messages::NotificationMessage,
-    outbox, password,
+    http::client::ClientInfo,
+    identity::{
+        audit::{self, AuditEvent, AuditKind},
+        password::Password,
+        throttle,
+    },
+    messaging::messages::{AccountEmailKind, AccountEmailMessage},
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::AppState;
-
-/// The outbox queue name for in-app notifications.
-pub const NOTIFICATIONS: &str = "notifications";
 
 /// A registration request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -139,8 +138,8 @@ pub async fn register(
     let welcome = NotificationMessage::welcome(user.id, &user.name);
     let verify = AccountEmailMessage::new(AccountEmailKind::VerifyEmail, &user.email);
     let pending = vec![
-        outbox::enqueue(&mut tx, NOTIFICATIONS, welcome.id, &welcome).await?,
-        outbox::enqueue(&mut tx, NOTIFICATIONS, verify.id, &verify).await?,
+        outbox::enqueue(&mut tx, &welcome).await?,
+        outbox::enqueue(&mut tx, &verify).await?,
     ];
     audit::record(
         &mut *tx,

@@ -24,10 +24,12 @@ use axum::{
     routing::{get, post},
 };
 use shared::{
-    auth::AuthState,
-    aws::Publisher,
-    config::TokenConfig,
-    throttle::{Lockout, RateLimits},
+    identity::{
+        guard::AuthState,
+        throttle::{Lockout, RateLimits},
+        tokens::TokenConfig,
+    },
+    messaging::Publisher,
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;

@@ -1,10 +1,12 @@
 //! Lambda entry point of the `auth` function: wiring only.
 
 use shared::{
-    aws::{self, Publisher},
-    config::{DatabaseConfig, QueueConfig, TokenConfig},
-    db, http, telemetry,
-    throttle::RateLimits,
+    aws,
+    db::{self, DatabaseConfig},
+    http,
+    identity::{throttle::RateLimits, tokens::TokenConfig},
+    messaging::{Publisher, Queue, QueueConfig},
+    telemetry,
 };
 
 #[tokio::main]
@@ -12,7 +14,11 @@ async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
     let tokens = TokenConfig::from_env()?;
-    let publisher = Publisher::from_config(&aws::sdk_config()?, &QueueConfig::from_env()?);
+    let publisher = Publisher::from_config(
+        &aws::sdk_config()?,
+        &QueueConfig::from_env()?,
+        Queue::Notifications,
+    );
     let state = auth::AppState::new(db, tokens, publisher, RateLimits::from_env()?);
     http::serve(auth::router(state)).await
 }

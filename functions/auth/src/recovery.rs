@@ -10,22 +10,28 @@
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use shared::{
-    audit::{self, AuditEvent, AuditKind},
-    auth::CurrentUser,
-    client::ClientInfo,
-    error::{ApiError, ApiResult, Problem},
-    extract::Json,
-    identity::{Email, UserId},
-    messages::{AccountEmailKind, AccountEmailMessage},
-    outbox,
-    password::{self, Password},
-    throttle,
-    tokens::hash_refresh_token,
+    http::{
+        client::ClientInfo,
+        error::{ApiError, ApiResult, Problem},
+        extract::Json,
+    },
+    identity::{
+        Email, UserId,
+        audit::{self, AuditEvent, AuditKind},
+        guard::CurrentUser,
+        password::{self, Password},
+        throttle,
+        tokens::hash_refresh_token,
+    },
+    messaging::{
+        messages::{AccountEmailKind, AccountEmailMessage},
+        outbox,
+    },
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 
-use crate::{AppState, accounts::NOTIFICATIONS};
+use crate::AppState;
 
 const BAD_TOKEN: &str = "the link is invalid, used or expired; request a new one";
 
@@ -210,7 +216,7 @@ async fn limit(state: &AppState, client: &ClientInfo) -> ApiResult<()> {
 async fn queue_email(state: &AppState, kind: AccountEmailKind, email: &Email) -> ApiResult<()> {
     let message = AccountEmailMessage::new(kind, email.as_str());
     let mut tx = state.db.begin().await?;
-    let pending = outbox::enqueue(&mut tx, NOTIFICATIONS, message.id, &message).await?;
+    let pending = outbox::enqueue(&mut tx, &message).await?;
     tx.commit().await?;
     outbox::relay(&state.db, &state.publisher, vec![pending]).await;
     Ok(())

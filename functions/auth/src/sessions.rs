@@ -17,14 +17,18 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use shared::{
-    audit::{self, AuditEvent, AuditKind},
-    auth::CurrentUser,
-    client::ClientInfo,
-    error::{ApiError, ApiResult, Problem},
-    extract::Json,
-    identity::{Role, SessionId, UserId},
-    password, throttle,
-    tokens::{RefreshToken, hash_refresh_token},
+    http::{
+        client::ClientInfo,
+        error::{ApiError, ApiResult, Problem},
+        extract::Json,
+    },
+    identity::{
+        Role, SessionId, UserId,
+        audit::{self, AuditEvent, AuditKind},
+        guard::CurrentUser,
+        password, throttle,
+        tokens::{RefreshToken, hash_refresh_token},
+    },
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;

@@ -9,11 +9,13 @@
 
 use serde::Serialize;
 use shared::{
-    audit::{self, AuditEvent, AuditKind},
-    client::ClientInfo,
     config::{ConfigError, optional},
-    identity::{Email, Role, UserId},
-    password::{self, Password},
+    http::client::ClientInfo,
+    identity::{
+        Email, Role, UserId,
+        audit::{self, AuditEvent, AuditKind},
+        password::{self, Password},
+    },
 };
 use sqlx::PgPool;
 

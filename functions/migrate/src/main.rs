@@ -3,7 +3,10 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::{config::DatabaseConfig, db, telemetry};
+use shared::{
+    db::{self, DatabaseConfig},
+    telemetry,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), shared::BoxError> {

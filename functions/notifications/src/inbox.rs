@@ -3,10 +3,12 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::{
-    auth::CurrentUser,
-    error::{ApiError, ApiResult, Problem},
-    extract::{Json, Path, Query},
-    pagination::{self, CreatedKey, Page, PageSize},
+    http::{
+        error::{ApiError, ApiResult, Problem},
+        extract::{Json, Path, Query},
+        pagination::{self, CreatedKey, Page, PageSize},
+    },
+    identity::guard::CurrentUser,
 };
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};

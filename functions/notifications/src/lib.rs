@@ -12,7 +12,7 @@ use axum::{
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, config::TokenConfig};
+use shared::identity::{guard::AuthState, tokens::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 

@@ -8,26 +8,27 @@
 //! `processed_messages` in the same transaction as the notification, so a redelivered
 //! (or twice-relayed) message changes nothing.
 //!
-//! Failures are classified. Retryable ones (the database is down) are reported and come
-//! back after the visibility timeout. Poison (a body that is not a notification) is
-//! reported too, so it follows the queue's redrive policy into the dead-letter queue
-//! after a few receives, where it is kept for inspection instead of retried forever. A
-//! message for a user who has since been deleted is dropped: there is nobody to tell.
+//! The batch loop and the failure classes are `shared::messaging::batch`'s: retryable
+//! failures (the database is down, SES refused) come back after the visibility timeout;
+//! poison (a body that is not a message of this queue) follows the redrive policy into
+//! the dead-letter queue. A message for a user who has since been deleted is dropped:
+//! there is nobody to tell.
 
 pub mod mail;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use shared::{
-    config::MailConfig,
-    identity::UserId,
-    messages::{AccountEmailKind, AccountEmailMessage, NotificationMessage, QueueMessage},
-    tokens::RefreshToken,
+    identity::{UserId, tokens::RefreshToken},
+    messaging::{
+        batch::{self, RecordError},
+        messages::{AccountEmailKind, AccountEmailMessage, NotificationMessage, QueueMessage},
+    },
 };
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use crate::mail::{Mail, Mailer};
+use crate::mail::{Mail, MailConfig, Mailer};
 
 /// What the worker needs; built once per cold start.
 #[derive(Clone)]
@@ -58,51 +59,18 @@ pub enum Outcome {
     Sent,
 }
 
-/// Why a record failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// The body is not a notification message; retrying cannot help.
-    #[error("poison message: {0}")]
-    Poison(String),
-    /// A transient failure (database); a retry may succeed.
-    #[error("retryable failure: {0}")]
-    Retryable(#[from] sqlx::Error),
-    /// The email could not be sent; a retry may succeed.
-    #[error("sending failed: {0:#}")]
-    Send(anyhow::Error),
-}
-
 /// Handles a batch: every record independently, failures reported per record.
 pub async fn handle(
     state: &State,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let mut response = SqsBatchResponse::default();
-    for record in &event.payload.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        match process(state, record).await {
-            Ok(outcome) => tracing::info!(%message_id, ?outcome, "record handled"),
-            Err(err) => {
-                match &err {
-                    RecordError::Poison(_) => {
-                        tracing::error!(%message_id, error = %err, "poison record")
-                    }
-                    RecordError::Retryable(_) | RecordError::Send(_) => {
-                        tracing::warn!(%message_id, error = %err, "record will be retried")
-                    }
-                }
-                response.add_failure(message_id);
-            }
-        }
-    }
-    Ok(response)
+    Ok(batch::for_each_record(&event.payload, |record| process(state, record)).await)
 }
 
 /// Handles one record.
 #[tracing::instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or("")))]
 pub async fn process(state: &State, record: &SqsMessage) -> Result<Outcome, RecordError> {
-    let body = record.body.as_deref().unwrap_or_default();
-    match serde_json::from_str(body).map_err(|e| RecordError::Poison(e.to_string()))? {
+    match batch::parse_body(record)? {
         QueueMessage::Notification(message) => deliver(&state.db, message).await,
         QueueMessage::AccountEmail(message) => send_account_email(state, message).await,
     }
@@ -133,7 +101,7 @@ async fn deliver(db: &PgPool, message: NotificationMessage) -> Result<Outcome, R
          ON CONFLICT (id) DO NOTHING",
         message.id,
         message.user_id.0,
-        message.kind,
+        message.kind.as_str(),
         message.title,
         message.body,
     )
@@ -230,7 +198,7 @@ async fn send_account_email(
         .mailer
         .send(message.id, &mail)
         .await
-        .map_err(RecordError::Send)?;
+        .map_err(|e| RecordError::Retryable(e.context("sending the email failed")))?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, kind = ?message.kind, "account email sent");
     Ok(Outcome::Sent)

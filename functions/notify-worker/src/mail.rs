@@ -4,16 +4,83 @@
 //! `<id>.json` file (`{"to", "subject", "text"}`), written to a temporary name and
 //! renamed, so a reader never sees half a message.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use serde::{Deserialize, Serialize};
 use shared::{
     aws::LazyClient,
-    config::{ConfigError, MailTransport},
+    config::{ConfigError, optional, parse_or, required},
 };
 use uuid::Uuid;
+
+/// How account emails (password reset, verification) are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Amazon SES (v2 API), from the given verified address.
+    Ses {
+        /// The sender, e.g. `no-reply@example.com`.
+        from: String,
+    },
+    /// One JSON file per message in a directory, for local development and tests.
+    Directory(std::path::PathBuf),
+}
+
+/// Settings for account emails.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Where messages go.
+    pub transport: MailTransport,
+    /// The frontend's base URL; links point at `<base>/reset-password?token=...` and
+    /// `<base>/verify-email?token=...`.
+    pub app_base_url: String,
+    /// Lifetime of a reset or verification token.
+    pub token_ttl: Duration,
+}
+
+impl MailConfig {
+    /// Loads `MAIL_TRANSPORT` (`ses` or `directory`, default `directory`), `MAIL_FROM`
+    /// (required for SES), `MAIL_DIR` (default `./.local/mail`), `APP_BASE_URL`
+    /// (required) and `ACCOUNT_TOKEN_TTL_SECONDS` (default 1800: 30 minutes).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let transport = match optional("MAIL_TRANSPORT").as_deref().map(str::trim) {
+            Some("ses") => MailTransport::Ses {
+                from: required("MAIL_FROM")?,
+            },
+            None | Some("directory") => MailTransport::Directory(
+                optional("MAIL_DIR")
+                    .unwrap_or_else(|| ".local/mail".into())
+                    .into(),
+            ),
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "MAIL_TRANSPORT",
+                    reason: "must be ses or directory".into(),
+                });
+            }
+        };
+        let app_base_url = required("APP_BASE_URL")?;
+        if !(app_base_url.starts_with("https://") || app_base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "APP_BASE_URL",
+                reason: "must be an http(s) URL".into(),
+            });
+        }
+        let ttl: u64 = parse_or("ACCOUNT_TOKEN_TTL_SECONDS", 1800)?;
+        if ttl == 0 {
+            return Err(ConfigError::Invalid {
+                name: "ACCOUNT_TOKEN_TTL_SECONDS",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        Ok(Self {
+            transport,
+            app_base_url: app_base_url.trim_end_matches('/').to_owned(),
+            token_ttl: Duration::from_secs(ttl),
+        })
+    }
+}
 
 /// One plain-text email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

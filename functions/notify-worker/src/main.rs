@@ -1,10 +1,11 @@
 //! Lambda entry point of the `notify-worker` function: wiring only.
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use notify_worker::mail::MailConfig;
 use notify_worker::{State, mail::Mailer};
 use shared::{
-    config::{DatabaseConfig, MailConfig},
-    db, telemetry,
+    db::{self, DatabaseConfig},
+    telemetry,
 };
 
 #[tokio::main]

@@ -2,17 +2,17 @@
 //! request path could not (the queue was unreachable, or the function stopped between
 //! commit and send).
 //!
-//! See `shared::outbox` for the protocol; this crate only drives [`shared::outbox::sweep`].
+//! See `shared::outbox` for the protocol; this crate only drives [`shared::messaging::outbox::sweep`].
 //! The same tick also deletes rate-limit and lockout counters whose windows ended a day
-//! ago ([`shared::throttle::purge_stale`]), so those tables stay small.
+//! ago ([`shared::identity::throttle::purge_stale`]), so those tables stay small.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
-use shared::{aws::Publisher, outbox, throttle};
+use shared::{
+    identity::throttle,
+    messaging::{Publisher, Queue, outbox},
+};
 use sqlx::PgPool;
-
-/// The logical queue this relay serves.
-pub const QUEUE: &str = "notifications";
 
 /// Most messages sent per invocation; the next tick takes the rest.
 pub const BATCH_LIMIT: i64 = 500;
@@ -24,7 +24,7 @@ pub async fn handle(
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<outbox::SweepReport, lambda_runtime::Error> {
     tracing::debug!(request_id = %event.context.request_id, "outbox sweep");
-    let report = outbox::sweep(db, publisher, QUEUE, BATCH_LIMIT).await?;
+    let report = outbox::sweep(db, publisher, Queue::Notifications, BATCH_LIMIT).await?;
     tracing::info!(
         sent = report.sent,
         failed = report.failed,

@@ -11,11 +11,12 @@
 
 use axum::{
     Router,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
-use shared::{error::ApiError, extract::Path};
+use shared::http::{error::ApiError, extract::Path};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -30,7 +31,7 @@ pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 #[openapi(
     info(title = "Backend API", description = "Serverless backend for the web frontend. Errors are RFC 9457 `application/problem+json`."),
     paths(crate::health::health),
-    components(schemas(shared::error::Problem, shared::error::FieldError)),
+    components(schemas(shared::http::error::Problem, shared::http::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Health and documentation"))
 )]
@@ -54,15 +55,33 @@ impl Modify for BearerAuth {
     }
 }
 
-/// `/openapi.json`, `/docs` (Swagger UI) and `/redoc` (ReDoc).
-pub fn router() -> Router {
+/// What the documentation pages need: Swagger UI's own files; ReDoc's script and fonts
+/// from their CDNs and its inline start-up script; calls back to this API only. Every
+/// other response keeps `shared::http`'s policy, which allows nothing.
+const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.redoc.ly; \
+     style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; \
+     img-src 'self' data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// `/docs` (Swagger UI) and `/redoc` (ReDoc), with the docs' content security policy.
+fn pages() -> Router {
     Router::new()
-        .route("/openapi.json", get(openapi_json))
         // Swagger UI's pages sit under `/docs/`, which API Gateway's `/docs/{proxy+}`
         // route may not match with an empty rest: send people to a path it matches.
         .route("/docs", get(|| async { Redirect::to("/docs/index.html") }))
         .route("/docs/{file}", get(swagger_ui))
         .route("/redoc", get(|| async { html(REDOC_HTML) }))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP_DOCS),
+        ))
+}
+
+/// `/openapi.json`, `/docs` (Swagger UI) and `/redoc` (ReDoc).
+pub fn router() -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .merge(pages())
 }
 
 async fn openapi_json() -> Response {

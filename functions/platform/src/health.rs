@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
-use shared::extract::Json;
+use shared::http::extract::Json;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 

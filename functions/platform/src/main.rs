@@ -1,6 +1,9 @@
 //! Lambda entry point of the `platform` function: wiring only.
 
-use shared::{config::DatabaseConfig, db, http, telemetry};
+use shared::{
+    db::{self, DatabaseConfig},
+    http, telemetry,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), shared::BoxError> {

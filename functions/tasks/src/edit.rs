@@ -10,10 +10,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use shared::{
-    auth::CurrentUser,
-    error::{ApiError, ApiResult, Problem},
-    extract::{Json, Path},
-    identity::UserId,
+    http::{
+        error::{ApiError, ApiResult, Problem},
+        extract::{Json, Path},
+    },
+    identity::{UserId, guard::CurrentUser},
 };
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -13,7 +13,10 @@ pub mod task;
 use std::sync::Arc;
 
 use axum::{Router, extract::FromRef, routing::get};
-use shared::{auth::AuthState, config::TokenConfig, pagination::CursorSigner};
+use shared::{
+    http::pagination::CursorSigner,
+    identity::{guard::AuthState, tokens::TokenConfig},
+};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 

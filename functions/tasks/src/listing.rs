@@ -16,11 +16,12 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::{
-    auth::CurrentUser,
-    error::{ApiError, ApiResult, FieldError, Problem},
-    extract::{Json, Query},
-    identity::UserId,
-    pagination::{self, PageSize},
+    http::{
+        error::{ApiError, ApiResult, FieldError, Problem},
+        extract::{Json, Query},
+        pagination::{self, PageSize},
+    },
+    identity::{UserId, guard::CurrentUser},
 };
 use sqlx::{Postgres, QueryBuilder};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};

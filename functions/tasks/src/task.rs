@@ -4,7 +4,7 @@
 //! request by parsers that report every invalid field at once (a 422 with `errors`).
 
 use serde::{Deserialize, Deserializer, Serialize};
-use shared::error::{ApiError, FieldError};
+use shared::http::error::{ApiError, FieldError};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;

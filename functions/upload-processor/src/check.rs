@@ -8,13 +8,13 @@
 
 use anyhow::Context;
 use shared::{
-    messages::NotificationMessage,
-    outbox,
+    identity::UserId,
+    messaging::{batch::RecordError, messages::NotificationMessage, outbox},
     uploads::{Purpose, SNIFF_BYTES, decode_event_key, sniff_matches},
 };
 use uuid::Uuid;
 
-use crate::{RecordError, State};
+use crate::State;
 
 /// What happened to an object.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub async fn process_object(
         return Ok(Outcome::Ignored("another bucket"));
     }
     let key =
-        decode_event_key(raw_key).ok_or_else(|| RecordError::Poison("key is not UTF-8".into()))?;
+        decode_event_key(raw_key).ok_or_else(|| RecordError::permanent("key is not UTF-8"))?;
     let Some(expected) = sqlx::query_as!(
         Expected,
         r#"SELECT id, owner_id, purpose AS "purpose: Purpose", filename, content_type, size, status::text AS "status!"
@@ -188,14 +188,8 @@ async fn mark_ready(state: &State, expected: &Expected) -> Result<Outcome, Recor
         .execute(&mut *tx)
         .await?;
     }
-    let message = NotificationMessage {
-        id: Uuid::now_v7(),
-        user_id: shared::identity::UserId(expected.owner_id),
-        kind: "upload_ready".into(),
-        title: "Upload ready".into(),
-        body: format!("{} is ready.", expected.filename),
-    };
-    let pending = outbox::enqueue(&mut tx, "notifications", message.id, &message).await?;
+    let message = NotificationMessage::upload_ready(UserId(expected.owner_id), &expected.filename);
+    let pending = outbox::enqueue(&mut tx, &message).await?;
     tx.commit().await?;
     outbox::relay(&state.db, &state.publisher, vec![pending]).await;
     tracing::info!(upload_id = %expected.id, "upload ready");

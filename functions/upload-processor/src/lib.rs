@@ -18,7 +18,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::aws::Publisher;
+use shared::messaging::{
+    Publisher,
+    batch::{self, RecordError},
+};
 use sqlx::PgPool;
 
 /// What the handlers share; built once per cold start.
@@ -31,23 +34,6 @@ pub struct State {
     pub publisher: Publisher,
     /// The uploads bucket; events for any other bucket are ignored.
     pub bucket: String,
-}
-
-/// Why a record failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// The message is not an S3 event; retrying cannot help (it ends in the DLQ).
-    #[error("poison message: {0}")]
-    Poison(String),
-    /// S3 or the database failed; a retry may succeed.
-    #[error("retryable failure: {0:#}")]
-    Retryable(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for RecordError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Retryable(err.into())
-    }
 }
 
 /// Handles an invocation: an SQS batch of S3 events, or the scheduled sweep.
@@ -68,41 +54,32 @@ pub async fn handle(
 
 /// Handles an SQS batch; each failed record is reported on its own.
 pub async fn handle_batch(state: &State, batch: &SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in &batch.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        if let Err(err) = handle_record(state, record).await {
-            match &err {
-                RecordError::Poison(_) => {
-                    tracing::error!(%message_id, error = %err, "poison record")
-                }
-                RecordError::Retryable(_) => {
-                    tracing::warn!(%message_id, error = %err, "record will be retried")
-                }
-            }
-            response.add_failure(message_id);
-        }
-    }
-    response
+    // Boxed: the S3 client's futures nest deep enough to exceed rustc's layout depth
+    // limit once inlined into the batch loop's future.
+    batch::for_each_record(batch, |record| Box::pin(handle_record(state, record))).await
 }
 
-async fn handle_record(state: &State, record: &SqsMessage) -> Result<(), RecordError> {
-    let body = record.body.as_deref().unwrap_or_default();
-    let value: Value =
-        serde_json::from_str(body).map_err(|e| RecordError::Poison(e.to_string()))?;
+/// Handles one record: an S3 event notification of one or more objects. Returns how
+/// each object was handled.
+async fn handle_record(
+    state: &State,
+    record: &SqsMessage,
+) -> Result<Vec<check::Outcome>, RecordError> {
+    let value: Value = batch::parse_body(record)?;
     // S3 sends this once when the notification is configured: nothing to do.
     if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let event: S3Notification =
-        serde_json::from_value(value).map_err(|e| RecordError::Poison(e.to_string()))?;
+    let event: S3Notification = serde_json::from_value(value).map_err(RecordError::permanent)?;
+    let mut outcomes = Vec::with_capacity(event.records.len());
     for s3_record in &event.records {
         let outcome =
             check::process_object(state, &s3_record.s3.bucket.name, &s3_record.s3.object.key)
                 .await?;
         tracing::info!(?outcome, event = %s3_record.event_name, "object handled");
+        outcomes.push(outcome);
     }
-    Ok(())
+    Ok(outcomes)
 }
 
 /// The part of an S3 event notification this function reads. Deliberately lenient

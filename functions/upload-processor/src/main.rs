@@ -3,9 +3,11 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::{
-    aws::{self, Publisher},
-    config::{DatabaseConfig, QueueConfig, StorageConfig},
-    db, telemetry,
+    aws,
+    db::{self, DatabaseConfig},
+    messaging::{Publisher, Queue, QueueConfig},
+    telemetry,
+    uploads::{self, StorageConfig},
 };
 
 #[tokio::main]
@@ -15,8 +17,8 @@ async fn main() -> Result<(), shared::BoxError> {
     let sdk = aws::sdk_config()?;
     let state = upload_processor::State {
         db: db::pool(&DatabaseConfig::from_env()?)?,
-        s3: aws::s3_client(&sdk, storage.force_path_style),
-        publisher: Publisher::from_config(&sdk, &QueueConfig::from_env()?),
+        s3: uploads::s3_client(&sdk, storage.force_path_style),
+        publisher: Publisher::from_config(&sdk, &QueueConfig::from_env()?, Queue::Notifications),
         bucket: storage.bucket,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

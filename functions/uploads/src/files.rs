@@ -10,11 +10,12 @@ use axum::{
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use shared::{
-    auth::CurrentUser,
-    error::{ApiError, ApiResult, Problem},
-    extract::{Json, Path},
-    identity::UserId,
-    uploads::Purpose,
+    http::{
+        error::{ApiError, ApiResult, Problem},
+        extract::{Json, Path},
+    },
+    identity::{UserId, guard::CurrentUser},
+    uploads::{Purpose, UploadStatus},
 };
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
@@ -22,21 +23,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-
-/// Where an upload stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
-#[sqlx(type_name = "upload_status", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum UploadStatus {
-    /// Waiting for the file (or for its check).
-    Pending,
-    /// Checked and downloadable.
-    Ready,
-    /// The file did not match what was declared; it was deleted.
-    Rejected,
-    /// Nothing arrived before the URL expired.
-    Expired,
-}
 
 /// An upload as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -18,7 +18,10 @@ use axum::{
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, config::StorageConfig, config::TokenConfig};
+use shared::{
+    identity::{guard::AuthState, tokens::TokenConfig},
+    uploads::StorageConfig,
+};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 

@@ -12,9 +12,11 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use shared::{
-    auth::CurrentUser,
-    error::{ApiError, ApiResult, FieldError, Problem},
-    extract::Json,
+    http::{
+        error::{ApiError, ApiResult, FieldError, Problem},
+        extract::Json,
+    },
+    identity::guard::CurrentUser,
     uploads::{Purpose, object_key},
 };
 use time::OffsetDateTime;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::{
-    error::ApiError,
+    http::error::ApiError,
     identity::{Role, UserId, UserName},
 };
 use sqlx::PgConnection;

@@ -6,13 +6,17 @@
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use shared::{
-    audit::{self, AuditEvent, AuditKind},
-    auth::Admin,
-    client::ClientInfo,
-    error::{ApiError, ApiResult, Problem},
-    extract::{Json, Path, Query},
-    identity::{Role, UserId},
-    pagination::{self, CreatedKey, Page, PageSize},
+    http::{
+        client::ClientInfo,
+        error::{ApiError, ApiResult, Problem},
+        extract::{Json, Path, Query},
+        pagination::{self, CreatedKey, Page, PageSize},
+    },
+    identity::{
+        Role, UserId,
+        audit::{self, AuditEvent, AuditKind},
+        guard::Admin,
+    },
 };
 use utoipa::{IntoParams, ToSchema};
 

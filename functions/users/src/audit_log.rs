@@ -3,11 +3,12 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::{
-    audit::AuditKind,
-    auth::Admin,
-    error::{ApiResult, Problem},
-    extract::{Json, Query},
-    pagination::{self, CreatedKey, Page, PageSize},
+    http::{
+        error::{ApiResult, Problem},
+        extract::{Json, Query},
+        pagination::{self, CreatedKey, Page, PageSize},
+    },
+    identity::{audit::AuditKind, guard::Admin},
 };
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};

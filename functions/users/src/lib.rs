@@ -20,7 +20,7 @@ use axum::{
     extract::FromRef,
     routing::{get, post},
 };
-use shared::{auth::AuthState, config::TokenConfig, throttle::Lockout};
+use shared::identity::{guard::AuthState, throttle::Lockout, tokens::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 

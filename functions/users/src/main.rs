@@ -1,8 +1,10 @@
 //! Lambda entry point of the `users` function: wiring only.
 
 use shared::{
-    config::{DatabaseConfig, TokenConfig},
-    db, http, telemetry,
+    db::{self, DatabaseConfig},
+    http,
+    identity::tokens::TokenConfig,
+    telemetry,
 };
 
 #[tokio::main]

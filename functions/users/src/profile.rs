@@ -3,14 +3,18 @@
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use shared::{
-    audit::{self, AuditEvent, AuditKind},
-    auth::CurrentUser,
-    client::ClientInfo,
-    error::{ApiError, ApiResult, Problem},
-    extract::Json,
-    identity::Email,
-    password::{self, Password},
-    throttle,
+    http::{
+        client::ClientInfo,
+        error::{ApiError, ApiResult, Problem},
+        extract::Json,
+    },
+    identity::{
+        Email,
+        audit::{self, AuditEvent, AuditKind},
+        guard::CurrentUser,
+        password::{self, Password},
+        throttle,
+    },
 };
 use utoipa::ToSchema;
 

@@ -10,7 +10,7 @@ use sqlx::PgExecutor;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{client::ClientInfo, http::current_request_id, identity::UserId};
+use crate::{http::client::ClientInfo, identity::UserId, telemetry::current_request_id};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

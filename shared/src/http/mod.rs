@@ -7,22 +7,28 @@
 
 use std::time::Instant;
 
+pub mod client;
+pub mod cors;
+pub mod error;
+pub mod extract;
+pub mod pagination;
+
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderName, HeaderValue, Method, header},
+    http::{HeaderName, HeaderValue, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use lambda_http::{RequestExt, request::RequestContext};
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    cors::{AllowOrigin, CorsLayer},
-    set_header::SetResponseHeaderLayer,
-};
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 use tracing::Instrument;
 
-use crate::{config::CorsConfig, error::ApiError};
+pub use cors::{CorsConfig, app_with_cors};
+pub use error::{ApiError, ApiResult, Problem};
+pub use extract::{Json, Path, Query};
+
+use crate::telemetry::REQUEST_ID;
 
 /// Largest JSON body any endpoint accepts. Every payload of this API is small; a
 /// larger one is refused before it is parsed.
@@ -30,15 +36,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The response header carrying the request id.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled, if called inside one.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
 
 /// Wraps a function's router with everything every HTTP function needs.
 pub fn app(router: Router) -> Router {
@@ -49,45 +46,6 @@ pub fn app(router: Router) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(request_context))
-}
-
-/// [`app`] plus CORS for the configured origins (none configured: no CORS headers).
-pub fn app_with_cors(router: Router, cors: &CorsConfig) -> Router {
-    let app = app(router);
-    if cors.origins.is_empty() {
-        return app;
-    }
-    let origins: Vec<HeaderValue> = cors
-        .origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    app.layer(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_credentials(true)
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PATCH,
-                Method::PUT,
-                Method::DELETE,
-            ])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::IF_MATCH,
-                header::IF_NONE_MATCH,
-                X_REQUEST_ID.clone(),
-            ])
-            .expose_headers([
-                header::ETAG,
-                header::LOCATION,
-                header::RETRY_AFTER,
-                X_REQUEST_ID.clone(),
-            ])
-            .max_age(std::time::Duration::from_secs(600)),
-    )
 }
 
 /// Serves the router as a Lambda handler (API Gateway HTTP API and REST events).
@@ -102,20 +60,13 @@ pub fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
 }
 
-/// What JSON responses may do in a browser: nothing (no scripts, no frames).
+/// What JSON responses may do in a browser: nothing (no scripts, no frames). A route
+/// that serves pages sets its own policy (the platform function's docs do).
 const CSP_API: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-/// What the documentation pages need: Swagger UI's own files; ReDoc's script and fonts
-/// from their CDNs and its inline start-up script; calls back to this API only.
-const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.redoc.ly; \
-     style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; \
-     img-src 'self' data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; \
-     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// Sets the security headers on every response (a handler's own values win).
+/// Sets the security headers on every response (a handler's or router's own values win).
 async fn security_headers(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let docs = path == "/docs" || path.starts_with("/docs/") || path == "/redoc";
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let mut set = |name: HeaderName, value: &'static str| {
@@ -130,10 +81,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::X_FRAME_OPTIONS, "DENY");
     set(header::REFERRER_POLICY, "no-referrer");
-    set(
-        header::CONTENT_SECURITY_POLICY,
-        if docs { CSP_DOCS } else { CSP_API },
-    );
+    set(header::CONTENT_SECURITY_POLICY, CSP_API);
     response
 }
 

@@ -1,9 +1,33 @@
-//! The contracts of queue messages, shared by their publishers and consumers.
+//! The contracts of queue messages, shared by their publishers and consumers. Each
+//! message type names its queue ([`Message::QUEUE`]), so a publisher cannot send it to
+//! the wrong one.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::{Message, Queue};
 use crate::identity::UserId;
+
+/// What an in-app notification is about, for clients to pick an icon. Stored and
+/// served as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// Sent once, on registration.
+    Welcome,
+    /// An upload passed its checks.
+    UploadReady,
+}
+
+impl NotificationKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Welcome => "welcome",
+            Self::UploadReady => "upload_ready",
+        }
+    }
+}
 
 /// A message on the notifications queue: "put this in a user's inbox".
 ///
@@ -16,8 +40,8 @@ pub struct NotificationMessage {
     pub id: Uuid,
     /// Whose inbox.
     pub user_id: UserId,
-    /// What kind of notification (`welcome`, ...), for clients to pick an icon.
-    pub kind: String,
+    /// What kind of notification.
+    pub kind: NotificationKind,
     /// One line.
     pub title: String,
     /// The text.
@@ -30,10 +54,28 @@ impl NotificationMessage {
         Self {
             id: Uuid::now_v7(),
             user_id,
-            kind: "welcome".into(),
+            kind: NotificationKind::Welcome,
             title: "Welcome!".into(),
             body: format!("Hello {name}, thanks for signing up."),
         }
+    }
+
+    /// "Your upload is ready", naming the file as the user called it.
+    pub fn upload_ready(user_id: UserId, filename: &str) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: NotificationKind::UploadReady,
+            title: "Upload ready".into(),
+            body: format!("{filename} is ready."),
+        }
+    }
+}
+
+impl Message for NotificationMessage {
+    const QUEUE: Queue = Queue::Notifications;
+    fn id(&self) -> Uuid {
+        self.id
     }
 }
 
@@ -64,6 +106,13 @@ pub struct AccountEmailMessage {
     pub email: String,
 }
 
+impl Message for AccountEmailMessage {
+    const QUEUE: Queue = Queue::Notifications;
+    fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
 impl AccountEmailMessage {
     /// A new message with a fresh id.
     pub fn new(kind: AccountEmailKind, email: &str) -> Self {
@@ -75,7 +124,7 @@ impl AccountEmailMessage {
     }
 }
 
-/// Anything on the notifications queue. Both shapes refuse unknown fields, so a body
+/// Anything on the notifications queue (what `notify-worker` parses a body as). Both shapes refuse unknown fields, so a body
 /// matches at most one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

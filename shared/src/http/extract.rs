@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// JSON body extractor and response.
 #[derive(Debug, Clone, Copy, Default, FromRequest)]

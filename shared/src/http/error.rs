@@ -12,7 +12,7 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::http::current_request_id;
+use crate::telemetry::current_request_id;
 
 /// The `Content-Type` of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";

@@ -43,12 +43,13 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 
 use crate::{
-    audit::{self, AuditEvent, AuditKind},
-    client::ClientInfo,
     config::{ConfigError, optional},
     db::unique_violation,
-    error::ApiError,
-    identity::{Email, Role, UserId, UserName},
+    http::{client::ClientInfo, error::ApiError},
+    identity::{
+        Email, Role, UserId, UserName,
+        audit::{self, AuditEvent, AuditKind},
+    },
 };
 
 const REFUSED: &str = "invalid or expired access token";

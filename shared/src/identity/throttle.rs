@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::{
     config::{ConfigError, optional},
-    error::ApiError,
+    http::error::ApiError,
 };
 
 /// At most `max` requests per `window`.

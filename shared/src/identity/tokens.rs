@@ -7,20 +7,110 @@
 //! signs, previous keys still verify, so keys rotate without logging anyone out. Refresh tokens are 256 random bits;
 //! the database stores only their SHA-256, so a leaked table cannot mint sessions.
 
+use std::time::Duration;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    config::TokenConfig,
-    error::ApiError,
-    identity::{Role, SessionId, UserId},
+    config::{ConfigError, optional, parse_or, required},
+    http::error::ApiError,
+    identity::{Role, SessionId, UserId, better_auth::BetterAuthConfig},
 };
+
+/// Settings for issuing and verifying our own tokens.
+#[derive(Clone)]
+pub struct TokenConfig {
+    /// HMAC key that signs new access tokens (HS256). At least 32 bytes.
+    pub jwt_secret: SecretString,
+    /// Earlier keys, still accepted until the tokens they signed have expired, so a key
+    /// rotates without logging anyone out. Each token names its key by `kid`.
+    pub previous_secrets: Vec<SecretString>,
+    /// `iss` claim we issue and require.
+    pub issuer: String,
+    /// `aud` claim we issue and require.
+    pub audience: String,
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// Lifetime of a refresh token (and so of an idle session).
+    pub refresh_ttl: Duration,
+    /// Better Auth, when its tokens are accepted too (`BETTER_AUTH_URL` set).
+    pub better_auth: Option<BetterAuthConfig>,
+}
+
+impl TokenConfig {
+    /// Loads `JWT_SECRET`, `JWT_PREVIOUS_SECRETS` (comma-separated, optional),
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS`,
+    /// `REFRESH_TOKEN_TTL_SECONDS` and the `BETTER_AUTH_*` settings.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let secret = required("JWT_SECRET")?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        let previous: Vec<SecretString> = optional("JWT_PREVIOUS_SECRETS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        if previous.iter().any(|s| s.expose_secret().len() < 32) {
+            return Err(ConfigError::Invalid {
+                name: "JWT_PREVIOUS_SECRETS",
+                reason: "every key must be at least 32 bytes".into(),
+            });
+        }
+        let access: u64 = parse_or("ACCESS_TOKEN_TTL_SECONDS", 900)?;
+        let refresh: u64 = parse_or("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?;
+        if access == 0 || refresh == 0 {
+            return Err(ConfigError::Invalid {
+                name: if access == 0 {
+                    "ACCESS_TOKEN_TTL_SECONDS"
+                } else {
+                    "REFRESH_TOKEN_TTL_SECONDS"
+                },
+                reason: "must be greater than zero".into(),
+            });
+        }
+        Ok(Self {
+            jwt_secret: SecretString::from(secret),
+            previous_secrets: previous,
+            issuer: optional("JWT_ISSUER").unwrap_or_else(|| "backend".into()),
+            audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "backend-api".into()),
+            access_ttl: Duration::from_secs(access),
+            refresh_ttl: Duration::from_secs(refresh),
+            better_auth: BetterAuthConfig::from_env()?,
+        })
+    }
+
+    /// The secret's bytes, for building keys.
+    pub fn secret_bytes(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("jwt_secret", &"[redacted]")
+            .field("previous_secrets", &self.previous_secrets.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("better_auth", &self.better_auth)
+            .finish()
+    }
+}
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -186,10 +276,6 @@ pub fn hash_refresh_token(token: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use secrecy::SecretString;
-
     use super::*;
 
     fn config(secret: &str, aud: &str) -> TokenConfig {

@@ -7,10 +7,14 @@
 //! and mark); consumers are idempotent on the message id, so that is harmless.
 
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+#[cfg(feature = "sqs")]
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::aws::Publisher;
+use super::Message;
+#[cfg(feature = "sqs")]
+use super::{Publisher, Queue};
 
 /// A message written to the outbox, ready to relay.
 #[derive(Debug, Clone)]
@@ -25,12 +29,8 @@ pub struct Pending {
 ///
 /// The row becomes due for the sweep a little later, giving the request path the
 /// first chance to relay it without racing the sweep.
-pub async fn enqueue<T: Serialize>(
-    tx: &mut PgConnection,
-    queue: &str,
-    id: Uuid,
-    message: &T,
-) -> anyhow::Result<Pending> {
+pub async fn enqueue<M: Message>(tx: &mut PgConnection, message: &M) -> anyhow::Result<Pending> {
+    let (id, queue) = (message.id(), M::QUEUE.as_str());
     let payload = serde_json::to_value(message)?;
     sqlx::query!(
         "INSERT INTO outbox (id, queue, payload, next_attempt_at)
@@ -47,6 +47,7 @@ pub async fn enqueue<T: Serialize>(
     })
 }
 
+#[cfg(feature = "sqs")]
 /// Sends messages just committed, marking each sent or failed. Never fails the caller:
 /// whatever is not sent stays pending for the sweep.
 #[tracing::instrument(skip_all, fields(count = messages.len()))]
@@ -75,6 +76,7 @@ pub struct SweepReport {
     pub failed: usize,
 }
 
+#[cfg(feature = "sqs")]
 /// Sends every due pending message of `queue`, at most `limit`, ten per SQS call.
 ///
 /// Each batch of ten is its own short transaction: its rows are locked with `SKIP
@@ -85,7 +87,7 @@ pub struct SweepReport {
 pub async fn sweep(
     db: &PgPool,
     publisher: &Publisher,
-    queue: &str,
+    queue: Queue,
     limit: i64,
 ) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
@@ -98,7 +100,7 @@ pub async fn sweep(
                ORDER BY next_attempt_at
                LIMIT 10
                FOR UPDATE SKIP LOCKED"#,
-            queue,
+            queue.as_str(),
         )
         .fetch_all(&mut *tx)
         .await?;
@@ -133,6 +135,7 @@ pub async fn sweep(
     Ok(report)
 }
 
+#[cfg(feature = "sqs")]
 async fn mark_sent<'c, E>(db: E, ids: &[Uuid]) -> sqlx::Result<()>
 where
     E: sqlx::PgExecutor<'c>,
@@ -150,6 +153,7 @@ where
     Ok(())
 }
 
+#[cfg(feature = "sqs")]
 /// Records a failed attempt. The first attempts are due again at once (the sweep's
 /// schedule spaces them); after that the delay doubles, up to an hour, so a message
 /// the queue keeps refusing does not hog every sweep.

@@ -19,11 +19,12 @@ use sqlx::PgPool;
 use jsonwebtoken::Algorithm;
 
 use crate::{
-    better_auth::{self, BetterAuth},
-    config::TokenConfig,
-    error::ApiError,
-    identity::{Role, SessionId, UserId},
-    tokens::AccessTokens,
+    http::error::ApiError,
+    identity::{
+        Role, SessionId, UserId,
+        better_auth::{self, BetterAuth},
+        tokens::{AccessTokens, TokenConfig},
+    },
 };
 
 /// What the extractor needs from a function's state. A function keeps one in its

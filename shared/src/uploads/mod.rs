@@ -1,12 +1,33 @@
 //! The upload domain shared by the `uploads` function (which signs URLs) and the
 //! `upload-processor` function (which checks what arrived): purposes, what each accepts,
-//! object keys, and recognising a file type from its first bytes.
+//! statuses, object keys, and recognising a file type from its first bytes; where the
+//! bucket is ([`StorageConfig`]) and, with the `s3` feature, the S3 client.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::identity::UserId;
+use crate::{
+    config::{ConfigError, parse_or, required},
+    identity::UserId,
+};
+
+/// Where an upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "upload_status", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    /// Waiting for the file (or for its check).
+    Pending,
+    /// Checked and downloadable.
+    Ready,
+    /// The file did not match what was declared; it was deleted.
+    Rejected,
+    /// Nothing arrived before the URL expired.
+    Expired,
+}
 
 /// What an upload is for; decides the accepted types and the size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
@@ -114,6 +135,55 @@ fn utf8_prefix(bytes: &[u8]) -> bool {
 
 /// How many leading bytes [`sniff_matches`] wants to see.
 pub const SNIFF_BYTES: i64 = 512;
+
+/// Where uploads live and how long signed URLs last.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// The uploads bucket.
+    pub bucket: String,
+    /// Lifetime of a presigned upload URL (at most 15 minutes).
+    pub upload_url_ttl: Duration,
+    /// Lifetime of a presigned download URL.
+    pub download_url_ttl: Duration,
+    /// Address the bucket path-style (`host/bucket/key`), as local emulators need.
+    pub force_path_style: bool,
+}
+
+impl StorageConfig {
+    /// Loads `UPLOADS_BUCKET`, `UPLOAD_URL_TTL_SECONDS` (default 600, at most 900),
+    /// `DOWNLOAD_URL_TTL_SECONDS` (default 300) and `S3_FORCE_PATH_STYLE` (default false).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let upload: u64 = parse_or("UPLOAD_URL_TTL_SECONDS", 600)?;
+        if !(1..=900).contains(&upload) {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_URL_TTL_SECONDS",
+                reason: "must be between 1 and 900".into(),
+            });
+        }
+        let download: u64 = parse_or("DOWNLOAD_URL_TTL_SECONDS", 300)?;
+        if !(1..=3600).contains(&download) {
+            return Err(ConfigError::Invalid {
+                name: "DOWNLOAD_URL_TTL_SECONDS",
+                reason: "must be between 1 and 3600".into(),
+            });
+        }
+        Ok(Self {
+            bucket: required("UPLOADS_BUCKET")?,
+            upload_url_ttl: Duration::from_secs(upload),
+            download_url_ttl: Duration::from_secs(download),
+            force_path_style: parse_or("S3_FORCE_PATH_STYLE", false)?,
+        })
+    }
+}
+
+#[cfg(feature = "s3")]
+/// An S3 client with the shared SDK settings; path-style addressing when asked (emulators).
+pub fn s3_client(sdk: &aws_types::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(force_path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
 
 #[cfg(test)]
 mod tests {

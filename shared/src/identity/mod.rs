@@ -1,7 +1,28 @@
-//! Identity types shared by every function: typed ids, roles and email addresses.
+//! Identity: who people are and how they prove it.
+//!
+//! This module's own types (typed ids, roles, email addresses, names) are always built,
+//! since every domain refers to users. With the `identity` feature:
+//! - [`password`]: the password policy and argon2id hashing (off the async runtime);
+//! - [`tokens`]: access tokens (JWT) and opaque refresh/link tokens, and their settings;
+//! - [`guard`]: the `CurrentUser` extractor (token + live session) and the role guard;
+//! - [`better_auth`]: Better Auth tokens verified against its JWKS, linked to users;
+//! - [`throttle`], [`audit`]: rate limits and lockout kept in Postgres; the audit log.
 //!
 //! Parse, don't validate: an [`Email`] can only be built by [`Email::parse`], so a
 //! handler that holds one knows it is well-formed.
+
+#[cfg(feature = "identity")]
+pub mod audit;
+#[cfg(feature = "identity")]
+pub mod better_auth;
+#[cfg(feature = "identity")]
+pub mod guard;
+#[cfg(feature = "identity")]
+pub mod password;
+#[cfg(feature = "identity")]
+pub mod throttle;
+#[cfg(feature = "identity")]
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
