@@ -187,6 +187,21 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
             text = text.replace(SAMPLE_UPLOAD_ID, id);
         }
         let event: Value = serde_json::from_str(&text).unwrap();
+        // The sample is what API Gateway would send: routed by the template's families.
+        let path = event["rawPath"].as_str().unwrap();
+        assert_eq!(Function::for_path(path), Some(*function), "{sample}");
+        let family = api_tests::routes::template_routes()
+            .iter()
+            .filter(|r| r.matches(path))
+            .max_by_key(|r| r.path.len())
+            .unwrap();
+        let route_key = format!("ANY {}", family.path);
+        assert_eq!(event["routeKey"], route_key.as_str(), "{sample}");
+        assert_eq!(
+            event["requestContext"]["routeKey"],
+            route_key.as_str(),
+            "{sample}"
+        );
         let response = invoke_http(app.router(*function), event).await;
         assert_eq!(response.status, *expected, "{sample}: {}", response.text());
         assert!(response.header("x-request-id").is_some(), "{sample}");

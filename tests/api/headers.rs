@@ -43,7 +43,10 @@ async fn every_response_carries_the_security_headers(db: PgPool) {
             "tasks",
             app.get("/api/v1/tasks", Some(&tokens.access_token)).await,
         ),
-        ("no route", app.get("/api/v1/nothing-here", None).await),
+        (
+            "no route",
+            app.get("/api/v1/tasks/nothing/here", None).await,
+        ),
         ("health", app.get("/health", None).await),
         ("openapi", app.get("/openapi.json", None).await),
         (

@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, io::Read, time::Duration};
 use api_tests::{
     Function, Response, TestApp,
     lambda::{api_gateway_event, invoke_http},
+    routes,
 };
 use axum::{Router, routing::get};
 use http::{Method, StatusCode};
@@ -142,7 +143,13 @@ async fn unknown_routes_and_methods_are_problems(db: PgPool) {
     app.get("/api/v1/auth/nope", None)
         .await
         .problem(StatusCode::NOT_FOUND);
-    app.get("/nope", None).await.problem(StatusCode::NOT_FOUND);
+    // A path outside every route family never reaches a function in AWS; a function that
+    // gets one anyway answers in the same shape.
+    app.call(Method::GET, "/nope")
+        .send_to(Function::Platform)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    assert_eq!(Function::for_path("/nope"), None);
     app.get("/api/v1/auth/login", None)
         .await
         .problem(StatusCode::METHOD_NOT_ALLOWED);
@@ -161,83 +168,57 @@ async fn a_panicking_handler_answers_500_with_the_request_id() {
     assert!(!response.text().contains("secret detail"));
 }
 
-/// `(METHOD, /path)` pairs of the HttpApi events in template.yaml.
-fn template_routes() -> BTreeSet<(String, String)> {
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
-    let mut routes = BTreeSet::new();
-    let mut method = None;
-    for line in template.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("Method: ") {
-            method = Some(m.trim_matches('"').to_uppercase());
-        } else if let (Some(p), Some(m)) = (line.strip_prefix("Path: "), method.take()) {
-            routes.insert((m, p.trim_matches('"').to_owned()));
-        }
-    }
-    routes
-}
-
-/// `(METHOD, /path)` pairs of the cargo-lambda router in the workspace Cargo.toml, with
-/// its `{*rest}` catch-alls written the API Gateway way (`{rest+}`).
-fn local_router_routes() -> BTreeSet<(String, String)> {
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
-    let section = manifest
-        .split("[workspace.metadata.lambda.watch.router]")
-        .nth(1)
-        .unwrap();
-    let mut routes = BTreeSet::new();
-    for line in section.lines().take_while(|l| !l.starts_with('[')) {
-        let Some((path, rest)) = line.split_once(" = ") else {
-            continue;
-        };
-        let path = path.trim_matches('"').replace("{*", "{");
-        let path = match path.strip_suffix("proxy}") {
-            Some(prefix) => format!("{prefix}proxy+}}"),
-            None => path,
-        };
-        for method in rest
-            .split("method = \"")
-            .skip(1)
-            .filter_map(|m| m.split('"').next())
-        {
-            routes.insert((method.to_owned(), path.clone()));
-        }
-    }
-    routes
-}
-
-/// `(METHOD, /path)` pairs of the OpenAPI document.
-fn openapi_routes() -> BTreeSet<(String, String)> {
-    let doc = serde_json::to_value(api_tests::openapi()).unwrap();
-    let mut routes = BTreeSet::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
-            routes.insert((method.to_uppercase(), path.clone()));
-        }
-    }
-    routes
+/// A concrete path for an OpenAPI path template (`{id}` -> a UUID), as a client sends it.
+fn concrete(template: &str) -> String {
+    template.replace("{id}", "0190f5d2-0000-7000-8000-000000000000")
 }
 
 #[test]
 fn template_local_router_and_openapi_agree() {
-    let template = template_routes();
+    let template = routes::template_routes();
     assert!(template.len() >= 10, "parsed too few routes: {template:?}");
-    assert_eq!(
-        template,
-        local_router_routes(),
-        "template.yaml and the cargo-lambda router differ"
-    );
-    // The documentation routes serve the document itself and are not in it.
-    let documented: BTreeSet<_> = template
-        .into_iter()
-        .filter(|(_, p)| !(p == "/openapi.json" || p.starts_with("/docs") || p == "/redoc"))
+    // Each HTTP function gets whole route families, any method: the function's own
+    // router answers unknown paths and methods with problem+json.
+    for route in template {
+        assert_eq!(route.method, "ANY", "{route:?} should be a route family");
+    }
+    let families: BTreeSet<(String, String)> = template
+        .iter()
+        .map(|r| (r.function.clone(), r.path.clone()))
         .collect();
     assert_eq!(
-        documented,
-        openapi_routes(),
-        "template.yaml and the OpenAPI document differ"
+        families,
+        routes::local_router_routes(),
+        "template.yaml and the cargo-lambda router in Cargo.toml differ"
     );
+
+    // Every documented operation reaches the function that declares it, and every family
+    // serves at least one of its function's operations (the docs pages serve the
+    // document itself and are not in it).
+    let mut used = BTreeSet::new();
+    for (function, doc) in api_tests::function_docs() {
+        for path in doc.paths.paths.keys() {
+            let concrete = concrete(path);
+            assert_eq!(
+                Function::for_path(&concrete),
+                Some(function),
+                "API Gateway would not send {path} to {}",
+                function.name()
+            );
+            let family = template
+                .iter()
+                .filter(|r| r.function == function.name() && r.matches(&concrete))
+                .max_by_key(|r| r.path.len())
+                .unwrap();
+            used.insert((family.function.clone(), family.path.clone()));
+        }
+    }
+    let docs_pages = ["/openapi.json", "/docs", "/docs/{proxy+}", "/redoc"];
+    let unused: Vec<_> = families
+        .difference(&used)
+        .filter(|(f, p)| !(f == "platform" && docs_pages.contains(&p.as_str())))
+        .collect();
+    assert!(unused.is_empty(), "families no operation uses: {unused:?}");
 }
 
 /// The committed document is what the handlers describe. `UPDATE_OPENAPI=1` rewrites it

@@ -27,16 +27,14 @@ impl<'a> Client<'a> {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Response {
-        let auth = format!("Bearer {}", self.token);
-        let mut all = vec![("authorization", auth.as_str())];
-        if body.is_some() {
-            all.push(("content-type", "application/json"));
+        let mut call = self.app.call(method, path).bearer(&self.token);
+        for (name, value) in headers {
+            call = call.header(name, value);
         }
-        all.extend_from_slice(headers);
-        let text = body.map(Value::to_string);
-        self.app
-            .request(Function::Tasks, method, path, &all, text.as_deref())
-            .await
+        if let Some(body) = body {
+            call = call.json(body);
+        }
+        call.send().await
     }
 
     async fn create(&self, body: Value) -> Value {

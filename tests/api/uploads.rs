@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use api_tests::{
-    Function, Response, TestApp,
+    Response, TestApp,
     lambda::{invoke_processor, s3_put_event, schedule_event, sqs_batch},
     s3::{SigningS3, moto_client, storage},
 };
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -77,15 +77,8 @@ async fn object_exists(s3: &SigningS3, key: &str) -> bool {
 }
 
 async fn delete_upload(app: &TestApp, token: &str, id: &str) -> Response {
-    let auth = format!("Bearer {token}");
-    app.request(
-        Function::Uploads,
-        Method::DELETE,
-        &format!("/api/v1/uploads/{id}"),
-        &[("authorization", &auth)],
-        None,
-    )
-    .await
+    app.delete(&format!("/api/v1/uploads/{id}"), Some(token))
+        .await
 }
 
 #[sqlx::test(migrations = "../migrations")]

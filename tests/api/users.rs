@@ -6,7 +6,8 @@ use migrate::first_admin::{self, FirstAdmin};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-/// Sends a JSON request with a bearer token to the users function.
+/// Sends a request labelled as JSON (an empty body too: a 400, not a 415), with a bearer
+/// token when there is one.
 async fn call(
     app: &TestApp,
     method: Method,
@@ -14,28 +15,13 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> api_tests::Response {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
+    let call = app.call(method, path).bearer_opt(token);
+    match body {
+        Some(body) => call.json(&body),
+        None => call.header("content-type", "application/json"),
     }
-    let body = body.map(|b| b.to_string());
-    app.request(Function::Users, method, path, &headers, body.as_deref())
-        .await
-}
-
-/// The first admin, made the way operators make it (the migrate step), logged in.
-async fn admin(app: &TestApp, email: &str) -> Tokens {
-    let config = FirstAdmin::new(email, PASSWORD.into()).unwrap();
-    first_admin::ensure(&app.db, &config).await.unwrap();
-    app.login(email, PASSWORD).await.json()
-}
-
-async fn id_of(app: &TestApp, tokens: &Tokens) -> String {
-    app.me(&tokens.access_token).await.json::<Value>()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    .send()
+    .await
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -84,9 +70,9 @@ async fn the_first_admin_is_ensured_idempotently(db: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn admin_routes_refuse_users_and_anonymous_callers(db: PgPool) {
     let app = TestApp::new(db).await;
-    let root = admin(&app, "root@example.com").await;
+    let root = app.admin("root@example.com").await;
     let ada = app.user("ada@example.com").await;
-    let root_id = id_of(&app, &root).await;
+    let root_id = app.id_of(&root.access_token).await;
     let routes = [
         (Method::GET, "/api/v1/users".to_owned(), None),
         (Method::GET, format!("/api/v1/users/{root_id}"), None),
@@ -118,7 +104,7 @@ async fn admin_routes_refuse_users_and_anonymous_callers(db: PgPool) {
         "admin"
     );
     // An organizer is not an admin either.
-    let ada_id = id_of(&app, &ada).await;
+    let ada_id = app.id_of(&ada.access_token).await;
     let promote = call(
         &app,
         Method::PATCH,
@@ -142,7 +128,7 @@ async fn admin_routes_refuse_users_and_anonymous_callers(db: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn admins_list_filter_and_page_through_users(db: PgPool) {
     let app = TestApp::new(db).await;
-    let root = admin(&app, "root@example.com").await;
+    let root = app.admin("root@example.com").await;
     for name in ["ada", "bob", "cy_d", "cyxd", "eve"] {
         app.register(&format!("{name}@example.com"), PASSWORD, name)
             .await;
@@ -253,9 +239,9 @@ async fn admins_list_filter_and_page_through_users(db: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_demoted_admin_loses_admin_rights_on_the_next_request(db: PgPool) {
     let app = TestApp::new(db).await;
-    let root = admin(&app, "root@example.com").await;
+    let root = app.admin("root@example.com").await;
     let ada = app.user("ada@example.com").await;
-    let ada_id = id_of(&app, &ada).await;
+    let ada_id = app.id_of(&ada.access_token).await;
     let path = format!("/api/v1/users/{ada_id}");
 
     let promoted = call(
@@ -336,8 +322,8 @@ async fn a_demoted_admin_loses_admin_rights_on_the_next_request(db: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn the_last_admin_cannot_be_removed(db: PgPool) {
     let app = TestApp::new(db).await;
-    let root = admin(&app, "root@example.com").await;
-    let root_id = id_of(&app, &root).await;
+    let root = app.admin("root@example.com").await;
+    let root_id = app.id_of(&root.access_token).await;
     let me = format!("/api/v1/users/{root_id}");
     let token = Some(root.access_token.as_str());
     call(
@@ -361,8 +347,8 @@ async fn the_last_admin_cannot_be_removed(db: PgPool) {
     );
 
     // Two admins demoting each other at the same moment: exactly one wins.
-    let other = admin(&app, "second@example.com").await;
-    let other_path = format!("/api/v1/users/{}", id_of(&app, &other).await);
+    let other = app.admin("second@example.com").await;
+    let other_path = format!("/api/v1/users/{}", app.id_of(&other.access_token).await);
     let (a, b) = tokio::join!(
         call(
             &app,
@@ -536,7 +522,7 @@ async fn wrong_current_passwords_count_towards_the_lockout(db: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn deleting_an_account_removes_it_and_its_sessions(db: PgPool) {
     let app = TestApp::new(db).await;
-    let root = admin(&app, "root@example.com").await;
+    let root = app.admin("root@example.com").await;
     let ada = app.user("ada@example.com").await;
     let bob = app.user("bob@example.com").await;
     let task = app
@@ -578,7 +564,7 @@ async fn deleting_an_account_removes_it_and_its_sessions(db: PgPool) {
     assert_eq!(tasks, 0);
 
     // An admin deletes Bob; deleting him again is a 404.
-    let bob_path = format!("/api/v1/users/{}", id_of(&app, &bob).await);
+    let bob_path = format!("/api/v1/users/{}", app.id_of(&bob.access_token).await);
     assert_eq!(
         call(
             &app,
@@ -619,7 +605,7 @@ async fn deleting_an_account_removes_it_and_its_sessions(db: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn the_audit_log_filters_and_pages(db: PgPool) {
     let app = TestApp::new(db).await;
-    let root = admin(&app, "root@example.com").await;
+    let root = app.admin("root@example.com").await;
     for _ in 0..3 {
         app.login("nobody@example.com", "wrong password here").await;
     }

@@ -7,10 +7,14 @@
 //! with the real AWS SDK, and through the worker's Lambda handler with real SQS events.
 //!
 //! Layout: [`lambda`] turns requests into events and responses back; [`sqs`] makes
-//! queues on the emulator and turns received messages into SQS events; [`TestApp`]
-//! offers typed calls (`register`, `login`, `bearer`) so tests read like the API docs.
+//! queues on the emulator and turns received messages into SQS events; [`routes`] reads
+//! API Gateway's routing from `template.yaml`, so each request reaches the function the
+//! template names. [`TestApp`] offers typed calls (`register`, `login`, `user`, `admin`)
+//! and one request builder ([`Call`]: any method, bearer token, headers, body), so tests
+//! read like the API docs.
 
 pub mod lambda;
+pub mod routes;
 pub mod s3;
 pub mod sqs;
 
@@ -58,21 +62,34 @@ pub fn unlimited() -> RateLimits {
     }
 }
 
+/// Each HTTP function's name and the OpenAPI paths its `routes()` declares.
+pub fn function_docs() -> Vec<(Function, utoipa::openapi::OpenApi)> {
+    vec![
+        (Function::Platform, platform::routes().into_openapi()),
+        (Function::Auth, auth::routes().into_openapi()),
+        (
+            Function::Notifications,
+            notifications::routes().into_openapi(),
+        ),
+        (Function::Tasks, tasks::routes().into_openapi()),
+        (Function::Uploads, uploads::routes().into_openapi()),
+        (Function::Users, users::routes().into_openapi()),
+    ]
+}
+
 /// The whole API as the handlers describe it: every HTTP function's routes in one
 /// OpenAPI 3.1 document. `functions/platform/openapi.json` must equal it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::OpenApi;
-    let mut doc = platform::docs::PlatformDoc::openapi();
-    doc.merge(auth::ApiDoc::openapi());
-    doc.merge(notifications::ApiDoc::openapi());
-    doc.merge(tasks::ApiDoc::openapi());
-    doc.merge(uploads::ApiDoc::openapi());
-    doc.merge(users::ApiDoc::openapi());
+    let mut docs = function_docs().into_iter().map(|(_, doc)| doc);
+    let mut doc = docs.next().expect("the platform's document comes first");
+    for other in docs {
+        doc.merge(other);
+    }
     doc
 }
 
 /// Which function a request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Function {
     /// `functions/auth`.
     Auth,
@@ -86,6 +103,36 @@ pub enum Function {
     Uploads,
     /// `functions/users`.
     Users,
+}
+
+impl Function {
+    /// Every HTTP function.
+    pub const ALL: [Function; 6] = [
+        Self::Auth,
+        Self::Notifications,
+        Self::Platform,
+        Self::Tasks,
+        Self::Uploads,
+        Self::Users,
+    ];
+
+    /// The function's binary name (the template's and the local router's).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Notifications => "notifications",
+            Self::Platform => "platform",
+            Self::Tasks => "tasks",
+            Self::Uploads => "uploads",
+            Self::Users => "users",
+        }
+    }
+
+    /// The function API Gateway sends `path` to, by the template's routes.
+    pub fn for_path(path: &str) -> Option<Function> {
+        let name = routes::function_for(path)?;
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
 }
 
 /// Every HTTP function wired to one test database and one fresh queue.
@@ -215,52 +262,73 @@ impl TestApp {
         lambda::invoke_http(self.router(function), event).await
     }
 
-    /// Picks the function that serves a path, as API Gateway's routes do.
-    pub fn function_for(path: &str) -> Function {
-        if path.starts_with("/api/v1/auth") {
-            Function::Auth
-        } else if path.starts_with("/api/v1/notifications") {
-            Function::Notifications
-        } else if path.starts_with("/api/v1/tasks") {
-            Function::Tasks
-        } else if path.starts_with("/api/v1/uploads") {
-            Function::Uploads
-        } else if path.starts_with("/api/v1/users") || path.starts_with("/api/v1/audit-events") {
-            Function::Users
-        } else {
-            Function::Platform
+    /// Starts a request to whichever function the template routes `path` to.
+    pub fn call(&self, method: Method, path: &str) -> Call<'_> {
+        Call {
+            app: self,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
         }
     }
 
     /// `GET path`, optionally with a bearer token.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> =
-            auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        self.request(Self::function_for(path), Method::GET, path, &headers, None)
-            .await
+        self.call(Method::GET, path).bearer_opt(token).send().await
     }
 
     /// `POST path` with a JSON body, optionally with a bearer token.
     pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        self.post_raw(path, &body.to_string(), token).await
+        self.call(Method::POST, path)
+            .json(body)
+            .bearer_opt(token)
+            .send()
+            .await
     }
 
     /// `POST path` with a raw body labelled as JSON.
     pub async fn post_raw(&self, path: &str, body: &str, token: Option<&str>) -> Response {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(a) = &auth {
-            headers.push(("authorization", a.as_str()));
-        }
-        self.request(
-            Self::function_for(path),
-            Method::POST,
-            path,
-            &headers,
-            Some(body),
-        )
-        .await
+        self.call(Method::POST, path)
+            .body("application/json", body)
+            .bearer_opt(token)
+            .send()
+            .await
+    }
+
+    /// `PUT path` with a JSON body, optionally with a bearer token.
+    pub async fn put(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        self.call(Method::PUT, path)
+            .json(body)
+            .bearer_opt(token)
+            .send()
+            .await
+    }
+
+    /// `PATCH path` with a JSON body, optionally with a bearer token.
+    pub async fn patch(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        self.call(Method::PATCH, path)
+            .json(body)
+            .bearer_opt(token)
+            .send()
+            .await
+    }
+
+    /// `DELETE path`, optionally with a bearer token.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.call(Method::DELETE, path)
+            .bearer_opt(token)
+            .send()
+            .await
+    }
+
+    /// `POST path` with a JSON body from client address `ip`.
+    pub async fn post_from(&self, ip: &str, path: &str, body: &Value) -> Response {
+        self.call(Method::POST, path)
+            .json(body)
+            .from_ip(ip)
+            .send()
+            .await
     }
 
     /// Registers a user.
@@ -297,6 +365,25 @@ impl TestApp {
         logged_in.json()
     }
 
+    /// The first admin, made the way operators make it (the migrate step), logged in.
+    pub async fn admin(&self, email: &str) -> Tokens {
+        let config = migrate::first_admin::FirstAdmin::new(email, PASSWORD.into())
+            .expect("a valid first admin");
+        migrate::first_admin::ensure(&self.db, &config)
+            .await
+            .expect("the first admin is ensured");
+        let logged_in = self.login(email, PASSWORD).await;
+        assert_eq!(logged_in.status, StatusCode::OK, "{}", logged_in.text());
+        logged_in.json()
+    }
+
+    /// The id of the user a token belongs to (from `/api/v1/auth/me`).
+    pub async fn id_of(&self, access_token: &str) -> String {
+        let me = self.me(access_token).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+        me.json::<Value>()["id"].as_str().expect("an id").to_owned()
+    }
+
     /// Exchanges a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.post(
@@ -310,23 +397,6 @@ impl TestApp {
     /// `GET /api/v1/auth/me`.
     pub async fn me(&self, access_token: &str) -> Response {
         self.get("/api/v1/auth/me", Some(access_token)).await
-    }
-
-    /// `POST path` with a JSON body from client address `ip`.
-    pub async fn post_from(&self, ip: &str, path: &str, body: &Value) -> Response {
-        let headers = [
-            ("content-type", "application/json"),
-            (lambda::SOURCE_IP, ip),
-        ];
-        let body = body.to_string();
-        self.request(
-            Self::function_for(path),
-            Method::POST,
-            path,
-            &headers,
-            Some(&body),
-        )
-        .await
     }
 
     /// Every email the worker has sent for this app, oldest first.
@@ -399,6 +469,80 @@ fn uploads_router(
         std::sync::Arc::new(storage),
     );
     shared::http::app(uploads::router(state))
+}
+
+/// A request being built; see [`TestApp::call`].
+#[must_use = "a call does nothing until it is sent"]
+pub struct Call<'a> {
+    app: &'a TestApp,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl Call<'_> {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// A bearer token when there is one.
+    pub fn bearer_opt(self, token: Option<&str>) -> Self {
+        match token {
+            Some(token) => self.bearer(token),
+            None => self,
+        }
+    }
+
+    /// A JSON body (and its content type).
+    pub fn json(self, body: &Value) -> Self {
+        self.body("application/json", &body.to_string())
+    }
+
+    /// A raw body with the given content type.
+    pub fn body(mut self, content_type: &str, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self.header("content-type", content_type)
+    }
+
+    /// The client address API Gateway saw (`requestContext.http.sourceIp`).
+    pub fn from_ip(self, ip: &str) -> Self {
+        self.header(lambda::SOURCE_IP, ip)
+    }
+
+    /// Sends it, as an API Gateway event, to the function the template routes the path to
+    /// (a path no route serves panics: API Gateway would answer 404 without a function).
+    pub async fn send(self) -> Response {
+        let path = self.path.split('?').next().unwrap_or_default();
+        let function = Function::for_path(path)
+            .unwrap_or_else(|| panic!("template.yaml routes {path} to no function"));
+        self.send_to(function).await
+    }
+
+    /// Sends it to `function` whatever the template says (tests of the routing itself).
+    pub async fn send_to(self, function: Function) -> Response {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.app
+            .request(
+                function,
+                self.method,
+                &self.path,
+                &headers,
+                self.body.as_deref(),
+            )
+            .await
+    }
 }
 
 /// An email the worker sent (the directory mailer's file).

@@ -18,11 +18,7 @@ pub mod sessions;
 
 use std::sync::Arc;
 
-use axum::{
-    Router,
-    extract::FromRef,
-    routing::{get, post},
-};
+use axum::{Router, extract::FromRef};
 use shared::{
     identity::{
         guard::AuthState,
@@ -33,6 +29,7 @@ use shared::{
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -65,43 +62,32 @@ impl AppState {
     }
 }
 
-/// The function's routes, at the same paths as behind API Gateway.
+/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+/// both its axum route and its OpenAPI operation (handlers that share a path are listed
+/// together). API Gateway sends this function `/api/v1/auth/{proxy+}`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::me))
+        .routes(routes!(sessions::login))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(recovery::request_reset))
+        .routes(routes!(recovery::confirm_reset))
+        .routes(routes!(recovery::verify_email))
+        .routes(routes!(recovery::resend_verification))
+}
+
+/// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/auth/register", post(accounts::register))
-        .route("/api/v1/auth/me", get(accounts::me))
-        .route("/api/v1/auth/login", post(sessions::login))
-        .route("/api/v1/auth/refresh", post(sessions::refresh))
-        .route("/api/v1/auth/logout", post(sessions::logout))
-        .route("/api/v1/auth/password-reset", post(recovery::request_reset))
-        .route(
-            "/api/v1/auth/password-reset/confirm",
-            post(recovery::confirm_reset),
-        )
-        .route("/api/v1/auth/verify-email", post(recovery::verify_email))
-        .route(
-            "/api/v1/auth/verify-email/resend",
-            post(recovery::resend_verification),
-        )
+    let (router, _) = routes().split_for_parts();
+    router
         .with_state(state)
         // Tokens and personal data: never cached by a browser or proxy.
         .layer(shared::http::no_store())
 }
 
-/// The OpenAPI description of this function's routes.
+/// This function's part of the OpenAPI document; the paths come from [`routes`].
 #[derive(OpenApi)]
-#[openapi(
-    paths(
-        accounts::register,
-        accounts::me,
-        sessions::login,
-        sessions::refresh,
-        sessions::logout,
-        recovery::request_reset,
-        recovery::confirm_reset,
-        recovery::verify_email,
-        recovery::resend_verification,
-    ),
-    tags((name = "auth", description = "Registration, login and sessions"))
-)]
+#[openapi(tags((name = "auth", description = "Registration, login and sessions")))]
 pub struct ApiDoc;

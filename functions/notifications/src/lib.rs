@@ -7,14 +7,11 @@
 
 pub mod inbox;
 
-use axum::{
-    Router,
-    extract::FromRef,
-    routing::{get, post},
-};
+use axum::{Router, extract::FromRef};
 use shared::identity::{guard::AuthState, tokens::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -35,18 +32,22 @@ impl AppState {
     }
 }
 
-/// The function's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/notifications", get(inbox::list))
-        .route("/api/v1/notifications/{id}/read", post(inbox::mark_read))
-        .with_state(state)
+/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+/// both its axum route and its OpenAPI operation (handlers that share a path are listed
+/// together). API Gateway sends this function `/api/v1/notifications` and `/api/v1/notifications/{proxy+}`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(inbox::list))
+        .routes(routes!(inbox::mark_read))
 }
 
-/// The OpenAPI description of this function's routes.
+/// The function's router, at the same paths as behind API Gateway.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    router.with_state(state)
+}
+
+/// This function's part of the OpenAPI document; the paths come from [`routes`].
 #[derive(OpenApi)]
-#[openapi(
-    paths(inbox::list, inbox::mark_read),
-    tags((name = "notifications", description = "The caller's in-app notifications"))
-)]
+#[openapi(tags((name = "notifications", description = "The caller's in-app notifications")))]
 pub struct ApiDoc;

@@ -25,12 +25,11 @@ use utoipa::{
 /// The document `/openapi.json` serves.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
-/// This function's own routes, plus document-wide settings; the tests merge every
-/// function's `ApiDoc` into it to check [`OPENAPI_JSON`].
+/// The document-wide settings (title, error schemas, the bearer scheme); every function's
+/// `routes()` adds its paths, and the tests merge them all to check [`OPENAPI_JSON`].
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Backend API", description = "Serverless backend for the web frontend. Errors are RFC 9457 `application/problem+json`."),
-    paths(crate::health::health),
     components(schemas(shared::http::error::Problem, shared::http::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "platform", description = "Health and documentation"))

@@ -12,13 +12,14 @@ pub mod task;
 
 use std::sync::Arc;
 
-use axum::{Router, extract::FromRef, routing::get};
+use axum::{Router, extract::FromRef};
 use shared::{
     http::pagination::CursorSigner,
     identity::{guard::AuthState, tokens::TokenConfig},
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -45,21 +46,22 @@ impl AppState {
     }
 }
 
-/// The function's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/tasks", get(listing::list).post(edit::create))
-        .route(
-            "/api/v1/tasks/{id}",
-            get(edit::fetch).patch(edit::update).delete(edit::remove),
-        )
-        .with_state(state)
+/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+/// both its axum route and its OpenAPI operation (handlers that share a path are listed
+/// together). API Gateway sends this function `/api/v1/tasks` and `/api/v1/tasks/{proxy+}`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(listing::list, edit::create))
+        .routes(routes!(edit::fetch, edit::update, edit::remove))
 }
 
-/// The OpenAPI description of this function's routes.
+/// The function's router, at the same paths as behind API Gateway.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    router.with_state(state)
+}
+
+/// This function's part of the OpenAPI document; the paths come from [`routes`].
 #[derive(OpenApi)]
-#[openapi(
-    paths(listing::list, edit::create, edit::fetch, edit::update, edit::remove),
-    tags((name = "tasks", description = "The caller's todo list"))
-)]
+#[openapi(tags((name = "tasks", description = "The caller's todo list")))]
 pub struct ApiDoc;

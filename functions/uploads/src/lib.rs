@@ -13,17 +13,14 @@ pub mod signing;
 
 use std::sync::Arc;
 
-use axum::{
-    Router,
-    extract::FromRef,
-    routing::{get, post},
-};
+use axum::{Router, extract::FromRef};
 use shared::{
     identity::{guard::AuthState, tokens::TokenConfig},
     uploads::StorageConfig,
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -55,22 +52,23 @@ impl AppState {
     }
 }
 
-/// The function's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/uploads", post(signing::create))
-        .route(
-            "/api/v1/uploads/{id}",
-            get(files::show).delete(files::remove),
-        )
-        .route("/api/v1/uploads/{id}/download", get(files::download))
-        .with_state(state)
+/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+/// both its axum route and its OpenAPI operation (handlers that share a path are listed
+/// together). API Gateway sends this function `/api/v1/uploads` and `/api/v1/uploads/{proxy+}`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(signing::create))
+        .routes(routes!(files::show, files::remove))
+        .routes(routes!(files::download))
 }
 
-/// The OpenAPI description of this function's routes.
+/// The function's router, at the same paths as behind API Gateway.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    router.with_state(state)
+}
+
+/// This function's part of the OpenAPI document; the paths come from [`routes`].
 #[derive(OpenApi)]
-#[openapi(
-    paths(signing::create, files::show, files::download, files::remove),
-    tags((name = "uploads", description = "Direct-to-S3 uploads through presigned URLs"))
-)]
+#[openapi(tags((name = "uploads", description = "Direct-to-S3 uploads through presigned URLs")))]
 pub struct ApiDoc;

@@ -15,14 +15,11 @@ pub mod admin;
 pub mod audit_log;
 pub mod profile;
 
-use axum::{
-    Router,
-    extract::FromRef,
-    routing::{get, post},
-};
+use axum::{Router, extract::FromRef};
 use shared::identity::{guard::AuthState, throttle::Lockout, tokens::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -46,42 +43,29 @@ impl AppState {
     }
 }
 
-/// The function's routes. `/users/me` is a fixed path, so it wins over `/users/{id}`
-/// (here and in API Gateway alike).
+/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+/// both its axum route and its OpenAPI operation (handlers that share a path are listed
+/// together). API Gateway sends this function `/api/v1/users`, `/api/v1/users/{proxy+}`
+/// and `/api/v1/audit-events`; `/users/me` is a fixed path, so it wins over `/users/{id}`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(admin::list))
+        .routes(routes!(profile::show, profile::update, profile::delete))
+        .routes(routes!(profile::change_password))
+        .routes(routes!(admin::show, admin::update, admin::delete))
+        .routes(routes!(audit_log::list))
+}
+
+/// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/users", get(admin::list))
-        .route(
-            "/api/v1/users/me",
-            get(profile::show)
-                .patch(profile::update)
-                .delete(profile::delete),
-        )
-        .route("/api/v1/users/me/password", post(profile::change_password))
-        .route(
-            "/api/v1/users/{id}",
-            get(admin::show).patch(admin::update).delete(admin::delete),
-        )
-        .route("/api/v1/audit-events", get(audit_log::list))
+    let (router, _) = routes().split_for_parts();
+    router
         .with_state(state)
         // Tokens and personal data: never cached by a browser or proxy.
         .layer(shared::http::no_store())
 }
 
-/// The OpenAPI description of this function's routes.
+/// This function's part of the OpenAPI document; the paths come from [`routes`].
 #[derive(OpenApi)]
-#[openapi(
-    paths(
-        profile::show,
-        profile::update,
-        profile::change_password,
-        profile::delete,
-        admin::list,
-        admin::show,
-        admin::update,
-        admin::delete,
-        audit_log::list,
-    ),
-    tags((name = "users", description = "Profiles, passwords, the admin user directory and the audit log"))
-)]
+#[openapi(tags((name = "users", description = "Profiles, passwords, the admin user directory and the audit log")))]
 pub struct ApiDoc;
