@@ -1,27 +1,26 @@
 //! Accounts: registration and the current user.
 
 use axum::{extract::State, http::StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::{
-    db::unique_violation,
     http::{
+        client::ClientInfo,
         error::{ApiError, ApiResult, FieldError, Problem},
         extract::Json,
     },
-    identity::{Email, Role, UserId, UserName, guard::CurrentUser, password},
-    messaging::{messages::NotificationMessage, outbox},
-};
-use shared::{
-    http::client::ClientInfo,
     identity::{
+        Email, UserName,
+        accounts::{self, User},
         audit::{self, AuditEvent, AuditKind},
-        password::Password,
+        guard::CurrentUser,
+        password::{self, Password},
         throttle,
     },
-    messaging::messages::{AccountEmailKind, AccountEmailMessage},
+    messaging::{
+        messages::{AccountEmailKind, AccountEmailMessage, NotificationMessage},
+        outbox,
+    },
 };
-use sqlx::PgConnection;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -74,27 +73,6 @@ impl RegisterRequest {
     }
 }
 
-/// A user as the API shows it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserResponse {
-    /// The user's id.
-    pub id: UserId,
-    /// Email address as registered.
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// Whether the email address has been verified.
-    pub email_verified: bool,
-    /// Where the user's avatar downloads from, once one is ready.
-    pub avatar_url: Option<String>,
-    /// When the account was created (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-}
-
 /// Creates an account and queues the welcome notification and the verification email.
 #[utoipa::path(
     post,
@@ -102,7 +80,7 @@ pub struct UserResponse {
     tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created", body = UserResponse),
+        (status = 201, description = "Account created", body = User),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields; a refused password names the rule (`too_short`, `common_password`, `contains_email`, ...)", body = Problem, content_type = "application/problem+json"),
@@ -114,7 +92,7 @@ pub async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
-) -> ApiResult<(StatusCode, Json<UserResponse>)> {
+) -> ApiResult<(StatusCode, Json<User>)> {
     throttle::hit(
         &state.db,
         "register",
@@ -127,14 +105,7 @@ pub async fn register(
     let hash = password::hash(new.password.into_inner()).await?;
 
     let mut tx = state.db.begin().await?;
-    let user = insert_user(&mut tx, &new.email, new.name.as_str(), &hash)
-        .await
-        .map_err(|e| match unique_violation(&e) {
-            Some("users_email_lower_key") => {
-                ApiError::Conflict("an account with this email already exists".into())
-            }
-            _ => e.into(),
-        })?;
+    let user = accounts::create(&mut tx, &new.email, &new.name, &hash).await?;
     let welcome = NotificationMessage::welcome(user.id, &user.name);
     let verify = AccountEmailMessage::new(AccountEmailKind::VerifyEmail, &user.email);
     let pending = vec![
@@ -154,27 +125,6 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-async fn insert_user(
-    tx: &mut PgConnection,
-    email: &Email,
-    name: &str,
-    password_hash: &str,
-) -> Result<UserResponse, sqlx::Error> {
-    sqlx::query_as!(
-        UserResponse,
-        r#"INSERT INTO users (id, email, name, password_hash)
-           VALUES ($1, $2, $3, $4)
-           RETURNING id AS "id: UserId", email, name, role AS "role: Role",
-                     false AS "email_verified!", NULL::text AS avatar_url, created_at"#,
-        UserId::new().0,
-        email.as_str(),
-        name,
-        password_hash,
-    )
-    .fetch_one(tx)
-    .await
-}
-
 /// The current user.
 #[utoipa::path(
     get,
@@ -182,23 +132,16 @@ async fn insert_user(
     tag = "auth",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The authenticated user", body = UserResponse),
+        (status = 200, description = "The authenticated user", body = User),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
-pub async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<UserResponse>> {
-    let found = sqlx::query_as!(
-        UserResponse,
-        r#"SELECT id AS "id: UserId", email, name, role AS "role: Role",
-                  email_verified_at IS NOT NULL AS "email_verified!",
-                  '/api/v1/uploads/' || avatar_upload_id || '/download' AS avatar_url, created_at
-           FROM users WHERE id = $1"#,
-        user.id.0,
-    )
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
+pub async fn me(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<User>> {
+    let mut conn = state.db.acquire().await?;
+    let found = accounts::find(&mut conn, user.id, false)
+        .await?
+        .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
     Ok(Json(found))
 }
 

@@ -17,6 +17,7 @@ use shared::{
     },
     identity::{
         Email, UserId,
+        accounts::{self, PasswordSetBy},
         audit::{self, AuditEvent, AuditKind},
         guard::CurrentUser,
         password::{self, Password},
@@ -113,22 +114,7 @@ pub async fn confirm_reset(
     let mut tx = state.db.begin().await?;
     let user = spend_token(&mut tx, &request.token, "password_reset").await?;
     // The link went to the address, so it proves control of it: verified too.
-    sqlx::query!(
-        "UPDATE users SET password_hash = $2, updated_at = now(),
-                email_verified_at = COALESCE(email_verified_at, now())
-         WHERE id = $1",
-        user.0,
-        hash,
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'password_reset'
-         WHERE user_id = $1 AND revoked_at IS NULL",
-        user.0,
-    )
-    .execute(&mut *tx)
-    .await?;
+    accounts::set_password(&mut tx, user, &hash, PasswordSetBy::Reset, None).await?;
     audit::record(
         &mut *tx,
         &client,

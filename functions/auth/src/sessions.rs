@@ -1,10 +1,7 @@
-//! Sessions: login (with per-IP rate limits and per-account lockout), refresh-token
-//! rotation with reuse detection, logout.
-//!
-//! A session is one login. Each refresh rotates its refresh token: the presented one is
-//! marked used and a new one issued. A used token presented again means two parties
-//! hold it (theft or replay), so the whole session is revoked: the newest refresh
-//! token and every access token of the session stop working at once.
+//! Sessions over HTTP: login (per-IP rate limit, then `shared::identity::sessions`
+//! checks the credentials under the per-account lockout and opens the session), refresh
+//! (rotation with reuse detection) and logout. The rules live in the domain module; this
+//! one reads requests and writes responses.
 //!
 //! Browser clients get the refresh token as an `HttpOnly` cookie as well as in the
 //! body ([`crate::cookies`]); refresh and logout take it from either.
@@ -23,21 +20,15 @@ use shared::{
         extract::Json,
     },
     identity::{
-        Role, SessionId, UserId,
-        audit::{self, AuditEvent, AuditKind},
         guard::CurrentUser,
-        password, throttle,
-        tokens::{RefreshToken, hash_refresh_token},
+        sessions::{self, BAD_REFRESH, Issued},
+        throttle,
     },
 };
 use sqlx::PgConnection;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::{AppState, cookies};
-
-const BAD_CREDENTIALS: &str = "invalid email or password";
-const BAD_REFRESH: &str = "invalid or expired refresh token";
 
 /// Credentials.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -97,66 +88,16 @@ pub async fn login(
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     throttle::hit(&state.db, "login", client.rate_key(), state.limits.login).await?;
-    let email_key = throttle::email_key(&request.email);
-    throttle::begin_login(&state.db, &email_key, state.lockout).await?;
-
-    let account = sqlx::query!(
-        r#"SELECT id AS "id: UserId", password_hash, role AS "role: Role"
-           FROM users WHERE lower(email) = lower($1)"#,
-        request.email.trim(),
-    )
-    .fetch_optional(&state.db)
-    .await?;
-
-    // No account and an account without a password (provisioned from Better Auth) both
-    // verify against the dummy hash: same work, same answer.
-    let stored = account.as_ref().and_then(|a| a.password_hash.clone());
-    let matches = password::verify_or_dummy(request.password, stored).await?;
-    let target = account.as_ref().map(|a| a.id);
-    let Some(account) = account.filter(|_| matches) else {
-        // The audit log (admins only) may name the account; the client learns nothing.
-        audit::record(
-            &state.db,
-            &client,
-            AuditEvent::anonymous(AuditKind::LoginFailed, target),
-        )
-        .await?;
-        if throttle::login_failed(&state.db, &email_key, state.lockout).await? {
-            audit::record(
-                &state.db,
-                &client,
-                AuditEvent::anonymous(AuditKind::Lockout, target),
-            )
-            .await?;
-            tracing::warn!("login locked after repeated failures");
-        }
-        tracing::info!("login refused");
-        return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
-    };
-    throttle::clear_login(&state.db, &email_key).await?;
-
-    let mut tx = state.db.begin().await?;
-    let session = SessionId::new();
-    let expires_at = OffsetDateTime::now_utc() + state.config.refresh_ttl;
-    sqlx::query!(
-        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)",
-        session.0,
-        account.id.0,
-        expires_at,
-    )
-    .execute(&mut *tx)
-    .await?;
-    let refresh = insert_refresh_token(&mut tx, session, expires_at).await?;
-    audit::record(
-        &mut *tx,
+    let account = sessions::verify_credentials(
+        &state.db,
         &client,
-        AuditEvent::by(AuditKind::LoginSucceeded, account.id),
+        &request.email,
+        request.password,
+        state.lockout,
     )
     .await?;
-    tx.commit().await?;
-
-    tracing::info!(user_id = %account.id, session_id = %session, "logged in");
-    token_pair(&state, account.id, session, account.role, refresh, true)
+    let issued = sessions::open(&state.db, &client, account, state.config.refresh_ttl).await?;
+    token_pair(&state, issued, true)
 }
 
 /// Where a refresh token came from.
@@ -236,64 +177,8 @@ async fn rotate(
     throttle::hit(&mut *tx, "refresh", client.rate_key(), state.limits.refresh).await?;
     let (presented, source) =
         presented_refresh_token(headers, body)?.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
-    let hash = hash_refresh_token(&presented);
-    // The row lock serialises concurrent refreshes with one token: the second sees it used.
-    let Some(found) = sqlx::query!(
-        r#"SELECT t.session_id AS "session_id: SessionId", t.used_at, t.expires_at,
-                  s.revoked_at, s.user_id AS "user_id: UserId", u.role AS "role: Role"
-           FROM refresh_tokens t
-           JOIN sessions s ON s.id = t.session_id
-           JOIN users u ON u.id = s.user_id
-           WHERE t.token_hash = $1
-           FOR UPDATE OF t, s"#,
-        hash,
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Err(ApiError::Unauthorized(BAD_REFRESH));
-    };
-
-    if found.revoked_at.is_some() {
-        return Err(ApiError::Unauthorized(BAD_REFRESH));
-    }
-    if found.used_at.is_some() {
-        revoke_session(tx, found.session_id, "refresh_token_reuse").await?;
-        let event = AuditEvent::anonymous(AuditKind::RefreshReuseDetected, Some(found.user_id))
-            .with(serde_json::json!({ "session_id": found.session_id }));
-        audit::record(&mut *tx, client, event).await?;
-        tracing::warn!(session_id = %found.session_id, user_id = %found.user_id, "refresh token reuse: session revoked");
-        return Err(ApiError::Unauthorized(BAD_REFRESH));
-    }
-    if found.expires_at <= OffsetDateTime::now_utc() {
-        return Err(ApiError::Unauthorized(BAD_REFRESH));
-    }
-
-    // The rotation's three writes in one statement (one round trip, not three): the
-    // presented token is spent, the session extended, its successor stored.
-    let expires_at = OffsetDateTime::now_utc() + state.config.refresh_ttl;
-    let next = RefreshToken::generate();
-    sqlx::query!(
-        "WITH spent AS (UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1),
-              extended AS (UPDATE sessions SET expires_at = $3 WHERE id = $2)
-         INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($4, $2, $3)",
-        hash,
-        found.session_id.0,
-        expires_at,
-        next.hash,
-    )
-    .execute(&mut *tx)
-    .await?;
-
-    let in_body = source == Source::Body;
-    token_pair(
-        state,
-        found.user_id,
-        found.session_id,
-        found.role,
-        next,
-        in_body,
-    )
+    let issued = sessions::rotate(tx, client, &presented, state.config.refresh_ttl).await?;
+    token_pair(state, issued, source == Source::Body)
 }
 
 /// Ends a session: its refresh token and access tokens stop working at once. The
@@ -318,31 +203,17 @@ pub async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let session = match user.and_then(|u| u.session_id.map(|s| (u.id, s))) {
+    let (user_id, session_id) = match user.and_then(|u| u.session_id.map(|s| (u.id, s))) {
         Some(found) => found,
         None => {
             let (presented, _) = presented_refresh_token(&headers, &body)?
                 .ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
-            sqlx::query!(
-                r#"SELECT s.user_id AS "user_id: UserId", s.id AS "id: SessionId"
-                   FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-                   WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()
-                     AND s.revoked_at IS NULL"#,
-                hash_refresh_token(&presented),
-            )
-            .fetch_optional(&state.db)
-            .await?
-            .map(|row| (row.user_id, row.id))
-            .ok_or(ApiError::Unauthorized(BAD_REFRESH))?
+            sessions::of_refresh_token(&state.db, &presented)
+                .await?
+                .ok_or(ApiError::Unauthorized(BAD_REFRESH))?
         }
     };
-    let (user_id, session_id) = session;
-    let mut tx = state.db.begin().await?;
-    revoke_session(&mut tx, session_id, "logout").await?;
-    let event = AuditEvent::by(AuditKind::Logout, user_id)
-        .with(serde_json::json!({ "session_id": session_id }));
-    audit::record(&mut *tx, &client, event).await?;
-    tx.commit().await?;
+    sessions::end(&state.db, &client, user_id, session_id).await?;
     Ok((
         StatusCode::NO_CONTENT,
         AppendHeaders([(header::SET_COOKIE, cookies::clear())]),
@@ -350,48 +221,14 @@ pub async fn logout(
         .into_response())
 }
 
-async fn insert_refresh_token(
-    tx: &mut PgConnection,
-    session: SessionId,
-    expires_at: OffsetDateTime,
-) -> Result<RefreshToken, sqlx::Error> {
-    let token = RefreshToken::generate();
-    sqlx::query!(
-        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
-        token.hash,
-        session.0,
-        expires_at,
-    )
-    .execute(tx)
-    .await?;
-    Ok(token)
-}
-
-/// Revokes one session (logout, refresh-token reuse).
-pub(crate) async fn revoke_session(
-    tx: &mut PgConnection,
-    session: SessionId,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
-        session.0,
-        reason,
-    )
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-fn token_pair(
-    state: &AppState,
-    user: UserId,
-    session: SessionId,
-    role: Role,
-    refresh: RefreshToken,
-    in_body: bool,
-) -> ApiResult<Response> {
-    let access = state.auth.tokens.issue(user, session, role)?;
+/// The response of a login or refresh: the access token, the refresh token as a
+/// cookie, and in the body too unless it came in the cookie.
+fn token_pair(state: &AppState, issued: Issued, in_body: bool) -> ApiResult<Response> {
+    let access = state
+        .auth
+        .tokens
+        .issue(issued.user, issued.session, issued.role)?;
+    let refresh = issued.refresh;
     let cookie = cookies::set(&refresh.token, state.config.refresh_ttl.as_secs());
     let body = Json(TokenResponse {
         access_token: access.token,

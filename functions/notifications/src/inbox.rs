@@ -47,24 +47,6 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
-/// A page of notifications.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NotificationPage {
-    /// Newest first.
-    pub items: Vec<Notification>,
-    /// Cursor of the next page, absent on the last one.
-    pub next_cursor: Option<String>,
-}
-
-impl From<Page<Notification>> for NotificationPage {
-    fn from(page: Page<Notification>) -> Self {
-        Self {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        }
-    }
-}
-
 /// Lists the caller's notifications, newest first.
 #[utoipa::path(
     get,
@@ -73,7 +55,7 @@ impl From<Page<Notification>> for NotificationPage {
     params(ListParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of notifications", body = NotificationPage),
+        (status = 200, description = "A page of notifications", body = Page<Notification>),
         (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
@@ -84,7 +66,7 @@ pub async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(params): Query<ListParams>,
-) -> ApiResult<Json<NotificationPage>> {
+) -> ApiResult<Json<Page<Notification>>> {
     let size = PageSize::parse(params.limit)?;
     let after: Option<CreatedKey> = params
         .cursor
@@ -112,7 +94,7 @@ pub async fn list(
         t: n.created_at,
         id: n.id,
     });
-    Ok(Json(page.into()))
+    Ok(Json(page))
 }
 
 /// Marks one of the caller's notifications read (idempotent).

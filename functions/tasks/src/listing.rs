@@ -19,13 +19,13 @@ use shared::{
     http::{
         error::{ApiError, ApiResult, FieldError, Problem},
         extract::{Json, Query},
-        pagination::{self, PageSize},
+        pagination::{self, Page, PageSize},
     },
     identity::{UserId, guard::CurrentUser},
 };
 use sqlx::{Postgres, QueryBuilder};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::{
@@ -58,15 +58,6 @@ pub struct ListParams {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// A page of tasks.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TaskPage {
-    /// The tasks, in the requested order.
-    pub items: Vec<Task>,
-    /// Cursor of the next page, absent on the last one.
-    pub next_cursor: Option<String>,
 }
 
 /// What a list may be sorted by.
@@ -420,7 +411,7 @@ pub fn list_query<'a>(
     params(ListParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of tasks", body = TaskPage),
+        (status = 200, description = "A page of tasks", body = Page<Task>),
         (status = 400, description = "Invalid, edited or mismatched cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filter, sort or limit", body = Problem, content_type = "application/problem+json"),
@@ -431,7 +422,7 @@ pub async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(params): Query<ListParams>,
-) -> ApiResult<Json<TaskPage>> {
+) -> ApiResult<Json<Page<Task>>> {
     let request = params.parse()?;
     let label = request.sort.label();
     let fingerprint = request.filter.fingerprint();
@@ -467,10 +458,7 @@ pub async fn list(
             id: last.id,
         })
     });
-    Ok(Json(TaskPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! the role is the live one: a demoted admin is refused on the very next request.
 
 use axum::{extract::State, http::StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::{
     http::{
         client::ClientInfo,
@@ -14,16 +14,14 @@ use shared::{
     },
     identity::{
         Role, UserId,
+        accounts::{self, User},
         audit::{self, AuditEvent, AuditKind},
         guard::Admin,
     },
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{
-    AppState,
-    account::{self, User},
-};
+use crate::AppState;
 
 /// Filters of the user list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -37,24 +35,6 @@ pub struct ListParams {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// A page of users.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct UserPage {
-    /// Newest first.
-    pub items: Vec<User>,
-    /// Cursor of the next page, absent on the last one.
-    pub next_cursor: Option<String>,
-}
-
-impl From<Page<User>> for UserPage {
-    fn from(page: Page<User>) -> Self {
-        Self {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        }
-    }
 }
 
 /// An admin's change to an account. Absent fields stay as they are.
@@ -75,7 +55,7 @@ pub struct UserUpdate {
     params(ListParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of users", body = UserPage),
+        (status = 200, description = "A page of users", body = Page<User>),
         (status = 400, description = "Invalid cursor or filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
@@ -87,7 +67,7 @@ pub async fn list(
     State(state): State<AppState>,
     admin: Admin,
     Query(params): Query<ListParams>,
-) -> ApiResult<Json<UserPage>> {
+) -> ApiResult<Json<Page<User>>> {
     let size = PageSize::parse(params.limit)?;
     let after: Option<CreatedKey> = params
         .cursor
@@ -106,7 +86,9 @@ pub async fn list(
     let rows = sqlx::query_as!(
         User,
         r#"SELECT id AS "id: UserId", email, name, role AS "role: Role",
-                  email_verified_at IS NOT NULL AS "email_verified!", created_at, updated_at
+                  email_verified_at IS NOT NULL AS "email_verified!",
+                  '/api/v1/uploads/' || avatar_upload_id || '/download' AS avatar_url,
+                  created_at, updated_at
            FROM users
            WHERE ($1::text IS NULL OR email ILIKE $1)
              AND ($2::user_role IS NULL OR role = $2)
@@ -125,7 +107,7 @@ pub async fn list(
         t: u.created_at,
         id: u.id.0,
     });
-    Ok(Json(page.into()))
+    Ok(Json(page))
 }
 
 /// One user.
@@ -149,7 +131,7 @@ pub async fn show(
     Path(id): Path<UserId>,
 ) -> ApiResult<Json<User>> {
     let mut conn = state.db.acquire().await?;
-    let found = account::find(&mut conn, id, false)
+    let found = accounts::find(&mut conn, id, false)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(Json(found))
@@ -180,16 +162,16 @@ pub async fn update(
     Path(id): Path<UserId>,
     Json(changes): Json<UserUpdate>,
 ) -> ApiResult<Json<User>> {
-    let name = account::parse_name(changes.name.as_deref())?;
+    let name = accounts::parse_name(changes.name.as_deref())?;
 
     let mut tx = state.db.begin().await?;
-    let admins = account::lock_admins(&mut tx).await?;
-    let target = account::find(&mut tx, id, true)
+    let admins = accounts::lock_admins(&mut tx).await?;
+    let target = accounts::find(&mut tx, id, true)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     if let Some(role) = changes.role.filter(|r| *r != target.role) {
         if role != Role::Admin {
-            account::keep_an_admin(&admins, &target)?;
+            accounts::keep_an_admin(&admins, &target)?;
         }
         sqlx::query!(
             "UPDATE users SET role = $2, updated_at = now() WHERE id = $1",
@@ -204,9 +186,9 @@ pub async fn update(
         audit::record(&mut *tx, &client, event).await?;
     }
     if let Some(name) = &name {
-        account::rename(&mut tx, id, name).await?;
+        accounts::rename(&mut tx, id, name).await?;
     }
-    let updated = account::find(&mut tx, id, false)
+    let updated = accounts::find(&mut tx, id, false)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     tx.commit().await?;
@@ -236,12 +218,12 @@ pub async fn delete(
     Path(id): Path<UserId>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    let admins = account::lock_admins(&mut tx).await?;
-    let target = account::find(&mut tx, id, true)
+    let admins = accounts::lock_admins(&mut tx).await?;
+    let target = accounts::find(&mut tx, id, true)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    account::keep_an_admin(&admins, &target)?;
-    account::delete(&mut tx, id).await?;
+    accounts::keep_an_admin(&admins, &target)?;
+    accounts::delete(&mut tx, id).await?;
     let event = AuditEvent::by(AuditKind::AccountDeleted, admin.id).on(id);
     audit::record(&mut *tx, &client, event).await?;
     tx.commit().await?;

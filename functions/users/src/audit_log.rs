@@ -62,24 +62,6 @@ pub struct AuditParams {
     pub cursor: Option<String>,
 }
 
-/// A page of audit events.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AuditPage {
-    /// Newest first.
-    pub items: Vec<AuditEventView>,
-    /// Cursor of the next page, absent on the last one.
-    pub next_cursor: Option<String>,
-}
-
-impl From<Page<AuditEventView>> for AuditPage {
-    fn from(page: Page<AuditEventView>) -> Self {
-        Self {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        }
-    }
-}
-
 /// Lists audit events, newest first.
 #[utoipa::path(
     get,
@@ -88,7 +70,7 @@ impl From<Page<AuditEventView>> for AuditPage {
     params(AuditParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of audit events", body = AuditPage),
+        (status = 200, description = "A page of audit events", body = Page<AuditEventView>),
         (status = 400, description = "Invalid cursor or filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
@@ -100,7 +82,7 @@ pub async fn list(
     State(state): State<AppState>,
     admin: Admin,
     Query(params): Query<AuditParams>,
-) -> ApiResult<Json<AuditPage>> {
+) -> ApiResult<Json<Page<AuditEventView>>> {
     let size = PageSize::parse(params.limit)?;
     let after: Option<CreatedKey> = params
         .cursor
@@ -132,5 +114,5 @@ pub async fn list(
         t: e.occurred_at,
         id: e.id,
     });
-    Ok(Json(page.into()))
+    Ok(Json(page))
 }

@@ -2,15 +2,14 @@
 //!
 //! Layout: [`profile`] is self-service (`/users/me`: show, rename, change password,
 //! delete); [`admin`] is the admin directory (`/users`, `/users/{id}`); [`audit_log`]
-//! serves the security audit log to admins; [`account`] holds the account view and the
-//! rule every change keeps (there is always an admin). `main.rs` builds [`AppState`]
-//! once per cold start and serves [`router`].
+//! serves the security audit log to admins. The account view and the rules every change
+//! keeps (there is always an admin) live in `shared::identity::accounts`. `main.rs`
+//! builds [`AppState`] once per cold start and serves [`router`].
 //!
 //! Authorization is by extractor: `CurrentUser` for self-service, `Admin` (the role
 //! guard, reading the live role) for everything else. Every change runs in one
 //! transaction with its audit event.
 
-pub mod account;
 pub mod admin;
 pub mod audit_log;
 pub mod profile;

@@ -10,6 +10,7 @@ use shared::{
     },
     identity::{
         Email,
+        accounts::{self, PasswordSetBy, User},
         audit::{self, AuditEvent, AuditKind},
         guard::CurrentUser,
         password::{self, Password},
@@ -18,10 +19,7 @@ use shared::{
 };
 use utoipa::ToSchema;
 
-use crate::{
-    AppState,
-    account::{self, User},
-};
+use crate::AppState;
 
 const GONE: &str = "invalid or expired access token";
 
@@ -58,7 +56,7 @@ pub struct PasswordChange {
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn show(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Json<User>> {
     let mut conn = state.db.acquire().await?;
-    let found = account::find(&mut conn, user.id, false)
+    let found = accounts::find(&mut conn, user.id, false)
         .await?
         .ok_or(ApiError::Unauthorized(GONE))?;
     Ok(Json(found))
@@ -83,12 +81,12 @@ pub async fn update(
     user: CurrentUser,
     Json(changes): Json<ProfileUpdate>,
 ) -> ApiResult<Json<User>> {
-    let name = account::parse_name(changes.name.as_deref())?;
+    let name = accounts::parse_name(changes.name.as_deref())?;
     let mut tx = state.db.begin().await?;
     if let Some(name) = &name {
-        account::rename(&mut tx, user.id, name).await?;
+        accounts::rename(&mut tx, user.id, name).await?;
     }
-    let found = account::find(&mut tx, user.id, false)
+    let found = accounts::find(&mut tx, user.id, false)
         .await?
         .ok_or(ApiError::Unauthorized(GONE))?;
     tx.commit().await?;
@@ -140,29 +138,8 @@ pub async fn change_password(
     let hash = password::hash(new.into_inner()).await?;
 
     let mut tx = state.db.begin().await?;
-    sqlx::query!(
-        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
-        user.id.0,
-        hash,
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'password_changed'
-         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
-        user.id.0,
-        user.session_id.map(|s| s.0),
-    )
-    .execute(&mut *tx)
-    .await?;
-    // A reset link mailed before the change must not undo it.
-    sqlx::query!(
-        "UPDATE user_tokens SET used_at = now()
-         WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
-        user.id.0,
-    )
-    .execute(&mut *tx)
-    .await?;
+    let why = PasswordSetBy::Changed;
+    accounts::set_password(&mut tx, user.id, &hash, why, user.session_id).await?;
     audit::record(
         &mut *tx,
         &client,
@@ -192,12 +169,12 @@ pub async fn delete(
     user: CurrentUser,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    let admins = account::lock_admins(&mut tx).await?;
-    let me = account::find(&mut tx, user.id, true)
+    let admins = accounts::lock_admins(&mut tx).await?;
+    let me = accounts::find(&mut tx, user.id, true)
         .await?
         .ok_or(ApiError::Unauthorized(GONE))?;
-    account::keep_an_admin(&admins, &me)?;
-    account::delete(&mut tx, me.id).await?;
+    accounts::keep_an_admin(&admins, &me)?;
+    accounts::delete(&mut tx, me.id).await?;
     audit::record(
         &mut *tx,
         &client,

@@ -14,8 +14,10 @@ use uuid::Uuid;
 
 use crate::http::error::ApiError;
 
+// Every list endpoint answers with one (`Page<Task>`, ...); in the OpenAPI document each
+// is its own schema (`Page_Task`, ...).
 /// A page of results.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     /// The items, in order.
     pub items: Vec<T>,

@@ -2,6 +2,10 @@
 //!
 //! This module's own types (typed ids, roles, email addresses, names) are always built,
 //! since every domain refers to users. With the `identity` feature:
+//! - [`accounts`]: the one user view, and creating, renaming, re-passwording and
+//!   deleting accounts (there is always an admin);
+//! - [`sessions`]: checking credentials, opening sessions, rotating refresh tokens with
+//!   reuse detection, ending one or all sessions;
 //! - [`password`]: the password policy and argon2id hashing (off the async runtime);
 //! - [`tokens`]: access tokens (JWT) and opaque refresh/link tokens, and their settings;
 //! - [`guard`]: the `CurrentUser` extractor (token + live session) and the role guard;
@@ -12,6 +16,8 @@
 //! handler that holds one knows it is well-formed.
 
 #[cfg(feature = "identity")]
+pub mod accounts;
+#[cfg(feature = "identity")]
 pub mod audit;
 #[cfg(feature = "identity")]
 pub mod better_auth;
@@ -19,6 +25,8 @@ pub mod better_auth;
 pub mod guard;
 #[cfg(feature = "identity")]
 pub mod password;
+#[cfg(feature = "identity")]
+pub mod sessions;
 #[cfg(feature = "identity")]
 pub mod throttle;
 #[cfg(feature = "identity")]

@@ -1,0 +1,283 @@
+//! Sessions: checking credentials, opening a session, rotating its refresh token, and
+//! ending one or all of a user's sessions.
+//!
+//! A session is one login. Each refresh rotates its refresh token: the presented one is
+//! marked used and a new one issued. A used token presented again means two parties
+//! hold it (theft or replay), so the whole session is revoked: the newest refresh token
+//! and every access token of the session stop working at once (the guard checks the
+//! session on every request).
+//!
+//! Failed logins count towards the per-email lockout ([`super::throttle`]); attempts are
+//! reserved before the password is checked, so concurrent guesses cannot overshoot.
+//! Every outcome is written to the audit log.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+
+use super::{
+    Role, SessionId, UserId,
+    audit::{self, AuditEvent, AuditKind},
+    password, throttle,
+    throttle::Lockout,
+    tokens::{RefreshToken, hash_refresh_token},
+};
+use crate::http::{client::ClientInfo, error::ApiError};
+
+/// The answer to a wrong password and to an unknown email alike.
+pub const BAD_CREDENTIALS: &str = "invalid email or password";
+/// The answer to any refresh token that cannot be used.
+pub const BAD_REFRESH: &str = "invalid or expired refresh token";
+
+/// An account whose credentials were just checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Account {
+    /// The user.
+    pub id: UserId,
+    /// Their role now.
+    pub role: Role,
+}
+
+/// Checks an email and password. Unknown email and wrong password take the same time
+/// and give the same answer (401); `lockout` failures within its window lock the email,
+/// known or not (429 with the time left).
+#[tracing::instrument(skip_all)]
+pub async fn verify_credentials(
+    db: &PgPool,
+    client: &ClientInfo,
+    email: &str,
+    password: String,
+    lockout: Lockout,
+) -> Result<Account, ApiError> {
+    let email_key = throttle::email_key(email);
+    throttle::begin_login(db, &email_key, lockout).await?;
+    let account = sqlx::query!(
+        r#"SELECT id AS "id: UserId", password_hash, role AS "role: Role"
+           FROM users WHERE lower(email) = lower($1)"#,
+        email.trim(),
+    )
+    .fetch_optional(db)
+    .await?;
+
+    // No account and an account without a password (provisioned from Better Auth) both
+    // verify against the dummy hash: same work, same answer.
+    let stored = account.as_ref().and_then(|a| a.password_hash.clone());
+    let matches = password::verify_or_dummy(password, stored).await?;
+    let target = account.as_ref().map(|a| a.id);
+    let Some(account) = account.filter(|_| matches) else {
+        // The audit log (admins only) may name the account; the client learns nothing.
+        audit::record(
+            db,
+            client,
+            AuditEvent::anonymous(AuditKind::LoginFailed, target),
+        )
+        .await?;
+        if throttle::login_failed(db, &email_key, lockout).await? {
+            audit::record(
+                db,
+                client,
+                AuditEvent::anonymous(AuditKind::Lockout, target),
+            )
+            .await?;
+            tracing::warn!("login locked after repeated failures");
+        }
+        tracing::info!("login refused");
+        return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
+    };
+    throttle::clear_login(db, &email_key).await?;
+    Ok(Account {
+        id: account.id,
+        role: account.role,
+    })
+}
+
+/// A session just opened or refreshed, with its new refresh token.
+pub struct Issued {
+    /// Whose session.
+    pub user: UserId,
+    /// The session.
+    pub session: SessionId,
+    /// The user's role now.
+    pub role: Role,
+    /// The new refresh token (its hash is stored; this is the only copy).
+    pub refresh: RefreshToken,
+}
+
+/// Opens a session for an account whose credentials were checked, with a first refresh
+/// token that lives `ttl`.
+#[tracing::instrument(skip_all, fields(user_id = %account.id))]
+pub async fn open(
+    db: &PgPool,
+    client: &ClientInfo,
+    account: Account,
+    ttl: Duration,
+) -> Result<Issued, ApiError> {
+    let mut tx = db.begin().await?;
+    let session = SessionId::new();
+    let expires_at = OffsetDateTime::now_utc() + ttl;
+    sqlx::query!(
+        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)",
+        session.0,
+        account.id.0,
+        expires_at,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let refresh = RefreshToken::generate();
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+        refresh.hash,
+        session.0,
+        expires_at,
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        client,
+        AuditEvent::by(AuditKind::LoginSucceeded, account.id),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(session_id = %session, "logged in");
+    Ok(Issued {
+        user: account.id,
+        session,
+        role: account.role,
+        refresh,
+    })
+}
+
+/// Exchanges a refresh token for its successor, extending the session by `ttl`. A token
+/// that was already used revokes its whole session (the revocation is written to `tx`,
+/// so the caller must commit even when this fails).
+#[tracing::instrument(skip_all)]
+pub async fn rotate(
+    tx: &mut PgConnection,
+    client: &ClientInfo,
+    presented: &str,
+    ttl: Duration,
+) -> Result<Issued, ApiError> {
+    let hash = hash_refresh_token(presented);
+    // The row lock serialises concurrent refreshes with one token: the second sees it used.
+    let found = sqlx::query!(
+        r#"SELECT t.session_id AS "session_id: SessionId", t.used_at, t.expires_at,
+                  s.revoked_at, s.user_id AS "user_id: UserId", u.role AS "role: Role"
+           FROM refresh_tokens t
+           JOIN sessions s ON s.id = t.session_id
+           JOIN users u ON u.id = s.user_id
+           WHERE t.token_hash = $1
+           FOR UPDATE OF t, s"#,
+        hash,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
+
+    if found.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized(BAD_REFRESH));
+    }
+    if found.used_at.is_some() {
+        revoke(tx, found.session_id, "refresh_token_reuse").await?;
+        let event = AuditEvent::anonymous(AuditKind::RefreshReuseDetected, Some(found.user_id))
+            .with(serde_json::json!({ "session_id": found.session_id }));
+        audit::record(&mut *tx, client, event).await?;
+        tracing::warn!(session_id = %found.session_id, user_id = %found.user_id, "refresh token reuse: session revoked");
+        return Err(ApiError::Unauthorized(BAD_REFRESH));
+    }
+    if found.expires_at <= OffsetDateTime::now_utc() {
+        return Err(ApiError::Unauthorized(BAD_REFRESH));
+    }
+
+    // The rotation's three writes in one statement (one round trip, not three): the
+    // presented token is spent, the session extended, its successor stored.
+    let expires_at = OffsetDateTime::now_utc() + ttl;
+    let next = RefreshToken::generate();
+    sqlx::query!(
+        "WITH spent AS (UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1),
+              extended AS (UPDATE sessions SET expires_at = $3 WHERE id = $2)
+         INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($4, $2, $3)",
+        hash,
+        found.session_id.0,
+        expires_at,
+        next.hash,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(Issued {
+        user: found.user_id,
+        session: found.session_id,
+        role: found.role,
+        refresh: next,
+    })
+}
+
+/// The live session an unused, unexpired refresh token belongs to.
+pub async fn of_refresh_token(
+    db: &PgPool,
+    presented: &str,
+) -> Result<Option<(UserId, SessionId)>, sqlx::Error> {
+    Ok(sqlx::query!(
+        r#"SELECT s.user_id AS "user_id: UserId", s.id AS "id: SessionId"
+           FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+           WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()
+             AND s.revoked_at IS NULL"#,
+        hash_refresh_token(presented),
+    )
+    .fetch_optional(db)
+    .await?
+    .map(|row| (row.user_id, row.id)))
+}
+
+/// Ends a session at its user's request (logout), with its audit event.
+#[tracing::instrument(skip(db, client))]
+pub async fn end(
+    db: &PgPool,
+    client: &ClientInfo,
+    user: UserId,
+    session: SessionId,
+) -> Result<(), ApiError> {
+    let mut tx = db.begin().await?;
+    revoke(&mut tx, session, "logout").await?;
+    let event =
+        AuditEvent::by(AuditKind::Logout, user).with(serde_json::json!({ "session_id": session }));
+    audit::record(&mut *tx, client, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Revokes one session: its refresh token and access tokens stop working at once.
+pub async fn revoke(
+    tx: &mut PgConnection,
+    session: SessionId,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+        session.0,
+        reason,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Revokes every live session of a user except `keep` (the one making the change).
+pub async fn revoke_all(
+    tx: &mut PgConnection,
+    user: UserId,
+    reason: &str,
+    keep: Option<SessionId>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3",
+        user.0,
+        reason,
+        keep.map(|s| s.0),
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
