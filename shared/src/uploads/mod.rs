@@ -1,7 +1,10 @@
 //! The upload domain shared by the `uploads` function (which signs URLs) and the
 //! `upload-processor` function (which checks what arrived): purposes, what each accepts,
 //! statuses, object keys, and recognising a file type from its first bytes; where the
-//! bucket is ([`StorageConfig`]) and, with the `s3` feature, the S3 client.
+//! bucket is ([`StorageConfig`]) and, with the `s3` feature, the S3 client. [`arrivals`]
+//! decides and records what happens to an object that arrives.
+
+pub mod arrivals;
 
 use std::time::Duration;
 
@@ -62,6 +65,9 @@ const DOCUMENTS: &[&str] = &[
 ];
 
 impl Purpose {
+    /// Every purpose.
+    pub const ALL: [Purpose; 3] = [Self::Avatar, Self::EventImage, Self::Attachment];
+
     /// The content types accepted for this purpose.
     pub fn allowed_types(self) -> &'static [&'static str] {
         match self {
