@@ -558,7 +558,7 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
     let mut every_floor = Vec::new();
     let empty_batch = json!({"Records": []});
     // One message (for a user who does not exist: the worker records it and drops it).
-    let message = json!({"id": uuid::Uuid::now_v7(), "user_id": uuid::Uuid::now_v7(), "kind": "bench", "title": "t", "body": "b"});
+    let message = json!({"id": uuid::Uuid::now_v7(), "user_id": uuid::Uuid::now_v7(), "kind": "upload_ready", "title": "t", "body": "b"});
     let one_record = json!({"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": message.to_string(),
         "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:notifications", "awsRegion": "us-east-1"}]});
@@ -646,18 +646,18 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
 fn binary_sizes(rows: &mut Vec<Row>) {
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-    for name in [
-        "auth",
-        "notifications",
-        "tasks",
-        "uploads",
-        "users",
-        "platform",
-        "notify-worker",
-        "outbox-relay",
-        "upload-processor",
-        "migrate",
-    ] {
+    // Every function of the workspace: a new one is measured without an edit here.
+    let functions = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions");
+    let mut names: Vec<String> = std::fs::read_dir(functions)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.path().join("Cargo.toml").exists())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for name in &names {
         let path = Path::new(&target)
             .join("lambda")
             .join(name)
