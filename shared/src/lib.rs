@@ -5,7 +5,8 @@
 //!   at fault;
 //! - [`telemetry`]: JSON logs, and the id of the request being handled;
 //! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
-//! - `aws` (feature `aws`): the SDK settings every AWS client shares.
+//! - `aws` (feature `aws`): the SDK settings every AWS client shares;
+//! - `outbound` (feature `outbound`): the HTTPS client for a function's own calls.
 //!
 //! The HTTP layer, `http` (feature `http`): serving an axum router as a Lambda handler
 //! (request ids, panic guard, body limit, security headers, CORS), the one error type
@@ -20,7 +21,7 @@
 //! - [`messaging`]: queue message contracts typed with their queue, the transactional
 //!   outbox; with `sqs` the publisher, with `sqs-consumer` the partial-batch loop;
 //! - [`uploads`]: purposes, statuses, keys, file-type sniffing, the bucket's settings;
-//!   with `s3` the S3 client.
+//!   with `presign` presigned URLs (SigV4 only), with `s3` the S3 client.
 //!
 //! A function enables the features it uses in its `Cargo.toml`, so a health check does
 //! not link argon2 and the SQS client. The modules form no cycle: infrastructure depends
@@ -34,6 +35,8 @@ pub mod telemetry;
 pub mod aws;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "outbound")]
+pub mod outbound;
 
 pub mod identity;
 pub mod messaging;

@@ -1,9 +1,12 @@
 //! Better Auth tokens: EdDSA JWTs checked against a JWKS served on loopback, the way
 //! Better Auth's JWT plugin publishes it, and the local users they link or provision.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
 use api_tests::{PASSWORD, TestApp};
@@ -49,25 +52,33 @@ impl SigningKey {
     }
 }
 
-/// A stand-in Better Auth: serves `/api/auth/jwks` and counts the fetches.
+/// A stand-in Better Auth: serves `/api/auth/jwks` (or 503 while `down`) and counts
+/// the fetches.
 struct Provider {
     base: String,
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
 }
 
 impl Provider {
     async fn start(keys: Vec<Value>) -> Self {
-        type Shared = (Arc<Mutex<Vec<Value>>>, Arc<AtomicUsize>);
-        async fn jwks(State((keys, fetches)): State<Shared>) -> Json<Value> {
+        type Shared = (Arc<Mutex<Vec<Value>>>, Arc<AtomicUsize>, Arc<AtomicBool>);
+        async fn jwks(
+            State((keys, fetches, down)): State<Shared>,
+        ) -> Result<Json<Value>, StatusCode> {
             fetches.fetch_add(1, Ordering::SeqCst);
-            Json(json!({ "keys": *keys.lock().unwrap() }))
+            if down.load(Ordering::SeqCst) {
+                return Err(StatusCode::SERVICE_UNAVAILABLE);
+            }
+            Ok(Json(json!({ "keys": *keys.lock().unwrap() })))
         }
         let keys = Arc::new(Mutex::new(keys));
         let fetches = Arc::new(AtomicUsize::new(0));
+        let down = Arc::new(AtomicBool::new(false));
         let app = Router::new()
             .route("/api/auth/jwks", get(jwks))
-            .with_state((keys.clone(), fetches.clone()));
+            .with_state((keys.clone(), fetches.clone(), down.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -75,6 +86,7 @@ impl Provider {
             base,
             keys,
             fetches,
+            down,
         }
     }
 
@@ -85,6 +97,7 @@ impl Provider {
             audience: self.base.clone(),
             refetch_interval: std::time::Duration::from_secs(30),
             max_key_age: std::time::Duration::from_secs(600),
+            max_stale: std::time::Duration::from_secs(3600),
         }
     }
 
@@ -357,6 +370,7 @@ async fn an_unreachable_jwks_is_a_503_not_a_500(db: PgPool) {
         audience: "http://127.0.0.1:9".into(),
         refetch_interval: std::time::Duration::from_secs(30),
         max_key_age: std::time::Duration::from_secs(600),
+        max_stale: std::time::Duration::from_secs(3600),
     };
     let app = TestApp::with_better_auth(db, config).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -411,6 +425,7 @@ async fn a_misbehaving_jwks_endpoint_is_a_503_and_provisions_nobody(db: PgPool) 
         audience: base.clone(),
         refetch_interval: std::time::Duration::from_secs(30),
         max_key_age: std::time::Duration::from_secs(600),
+        max_stale: std::time::Duration::from_secs(3600),
     };
     for path in ["/error", "/huge", "/redirect", "/garbage"] {
         let app = TestApp::with_better_auth(db.clone(), config(path)).await;
@@ -470,4 +485,49 @@ async fn a_key_the_provider_withdrew_stops_working(db: PgPool) {
         .await
         .problem(StatusCode::UNAUTHORIZED);
     assert_eq!(app.me(&second.sign(&claims)).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cached_keys_outlive_a_jwks_outage_only_for_the_maximum_staleness(db: PgPool) {
+    let key = SigningKey::generate("key-1");
+    let provider = Provider::start(vec![key.jwk()]).await;
+    // Keys are refetched after 50 ms; during an outage they keep working for 1.5 s after
+    // the last successful fetch. The sleeps below are far from both bounds.
+    let app = TestApp::with_better_auth(
+        db,
+        BetterAuthConfig {
+            refetch_interval: Duration::from_millis(50),
+            max_key_age: Duration::from_millis(50),
+            max_stale: Duration::from_millis(1500),
+            ..provider.config()
+        },
+    )
+    .await;
+    let token = key.sign(&provider.claims("ba-user-1", "grace@example.com"));
+    assert_eq!(app.me(&token).await.status, StatusCode::OK);
+
+    // The provider goes down: a refetch fails, the cached key still works for a while.
+    provider.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let fetches = provider.fetches.load(Ordering::SeqCst);
+    assert_eq!(app.me(&token).await.status, StatusCode::OK);
+    assert!(
+        provider.fetches.load(Ordering::SeqCst) > fetches,
+        "the expired set was refetched (and the fetch failed)"
+    );
+
+    // Past the maximum staleness, tokens are refused until the provider answers: fail
+    // closed, so a key withdrawn during the outage does not work for ever.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    app.me(&token)
+        .await
+        .problem(StatusCode::SERVICE_UNAVAILABLE);
+    app.me(&token)
+        .await
+        .problem(StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back up: the next token after the refetch interval is accepted again.
+    provider.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(app.me(&token).await.status, StatusCode::OK);
 }

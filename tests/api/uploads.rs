@@ -6,7 +6,7 @@ use std::time::Duration;
 use api_tests::{
     Response, TestApp,
     lambda::{invoke_processor, s3_put_event, schedule_event, sqs_batch},
-    s3::{SigningS3, moto_client, storage},
+    s3::{SigningS3, moto_client, moto_target, storage},
 };
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -62,7 +62,7 @@ async fn signing_app(db: PgPool) -> (SigningS3, TestApp) {
     let s3 = SigningS3::start().await;
     let app = TestApp::new(db)
         .await
-        .with_storage(s3.client(), storage("uploads", Duration::from_secs(600)));
+        .with_storage(s3.target(), storage("uploads", Duration::from_secs(600)));
     (s3, app)
 }
 
@@ -235,7 +235,7 @@ async fn s3_refuses_tampered_expired_and_mismatched_uploads(db: PgPool) {
     // An expired URL.
     let short = TestApp::new(app.db.clone())
         .await
-        .with_storage(s3.client(), storage("uploads", Duration::from_secs(1)));
+        .with_storage(s3.target(), storage("uploads", Duration::from_secs(1)));
     let r = short
         .post("/api/v1/uploads", &png_request(PNG.len()), Some(&token))
         .await;
@@ -363,7 +363,7 @@ async fn real_bucket_notifications_drive_the_processor(db: PgPool) {
         .send()
         .await
         .unwrap();
-    let app = app.with_storage(s3.clone(), storage(&bucket, Duration::from_secs(600)));
+    let app = app.with_storage(moto_target(), storage(&bucket, Duration::from_secs(600)));
     let (token, r) = start(&app, "ada@example.com", png_request(PNG.len())).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let id = r.json::<Value>()["id"].as_str().unwrap().to_owned();

@@ -209,7 +209,7 @@ impl TestApp {
             users: shared::http::app(users::router(users::AppState::new(db.clone(), &config))),
             uploads: uploads_router(
                 &db,
-                s3::moto_client(),
+                &s3::moto_target(),
                 s3::storage("uploads", Duration::from_secs(600)),
             ),
             db,
@@ -220,10 +220,10 @@ impl TestApp {
     /// Points the uploads function at another S3 (e.g. the signing one) and settings.
     pub fn with_storage(
         mut self,
-        s3: aws_sdk_s3::Client,
+        s3: s3::S3Target,
         storage: shared::uploads::StorageConfig,
     ) -> Self {
-        self.uploads = uploads_router(&self.db, s3, storage);
+        self.uploads = uploads_router(&self.db, &s3, storage);
         self
     }
 
@@ -459,13 +459,14 @@ impl TestApp {
 
 fn uploads_router(
     db: &PgPool,
-    s3: aws_sdk_s3::Client,
+    s3: &s3::S3Target,
     storage: shared::uploads::StorageConfig,
 ) -> Router {
+    let presigner = s3.presigner(&storage);
     let state = uploads::AppState::new(
         db.clone(),
         &token_config(),
-        s3,
+        presigner,
         std::sync::Arc::new(storage),
     );
     shared::http::app(uploads::router(state))

@@ -10,7 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use hyper_util::rt::TokioIo;
 use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
-use shared::uploads::StorageConfig;
+use shared::uploads::{StorageConfig, presign::Presigner};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 /// The credentials the signing server accepts.
@@ -74,6 +74,48 @@ impl SigningS3 {
     /// A client with the accepted credentials.
     pub fn client(&self) -> aws_sdk_s3::Client {
         client_for(&self.endpoint(), ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// Where and as whom the uploads function signs for this server.
+    pub fn target(&self) -> S3Target {
+        S3Target {
+            endpoint: self.endpoint(),
+            access_key: ACCESS_KEY,
+            secret_key: SECRET_KEY,
+        }
+    }
+}
+
+/// An S3 endpoint and the credentials to sign for it with.
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    /// Base URL.
+    pub endpoint: String,
+    /// Access key id.
+    pub access_key: &'static str,
+    /// Secret key.
+    pub secret_key: &'static str,
+}
+
+impl S3Target {
+    /// The uploads function's presigner for `storage`'s bucket on this endpoint.
+    pub fn presigner(&self, storage: &StorageConfig) -> Presigner {
+        let credentials = Credentials::new(self.access_key, self.secret_key, None, None, "tests");
+        Presigner::new(
+            credentials,
+            "us-east-1",
+            Some(self.endpoint.clone()),
+            storage,
+        )
+    }
+}
+
+/// The moto emulator (which accepts any credentials).
+pub fn moto_target() -> S3Target {
+    S3Target {
+        endpoint: crate::sqs::endpoint(),
+        access_key: "test",
+        secret_key: "test",
     }
 }
 

@@ -1,7 +1,6 @@
 //! One upload: its status, a redirect to download it, its removal.
 
 use anyhow::Context;
-use aws_sdk_s3::presigning::PresigningConfig;
 use axum::{
     extract::State,
     http::{HeaderValue, StatusCode, header},
@@ -126,21 +125,18 @@ pub async fn download(
         Purpose::Attachment => "attachment",
     };
     let encoded = utf8_percent_encode(&upload.filename, NON_ALPHANUMERIC);
+    let content_disposition = format!("{disposition}; filename*=UTF-8''{encoded}");
+    let query = [
+        ("response-content-disposition", content_disposition.as_str()),
+        ("response-content-type", upload.content_type.as_str()),
+    ];
+    let ttl = state.storage.download_url_ttl;
     let presigned = state
-        .s3
-        .get_object()
-        .bucket(&state.storage.bucket)
-        .key(&upload.object_key)
-        .response_content_type(&upload.content_type)
-        .response_content_disposition(format!("{disposition}; filename*=UTF-8''{encoded}"))
-        .presigned(
-            PresigningConfig::expires_in(state.storage.download_url_ttl)
-                .context("invalid lifetime")?,
-        )
-        .await
+        .presigner
+        .presign("GET", &upload.object_key, &query, &[], ttl)
         .context("failed to presign the download")?;
     let location =
-        HeaderValue::from_str(presigned.uri()).context("presigned URL is not a header value")?;
+        HeaderValue::from_str(&presigned.url).context("presigned URL is not a header value")?;
     Ok((
         StatusCode::FOUND,
         [
@@ -174,11 +170,8 @@ pub async fn remove(
     // Object first: if S3 fails, the record stays and the client can retry. Deleting a
     // missing object succeeds, so a retry after a half-done attempt works too.
     state
-        .s3
-        .delete_object()
-        .bucket(&state.storage.bucket)
-        .key(&upload.object_key)
-        .send()
+        .presigner
+        .delete_object(&state.http, &upload.object_key)
         .await
         .context("failed to delete the object")?;
     // Concurrent deletions are harmless: both S3 and this statement are idempotent.

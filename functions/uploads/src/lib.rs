@@ -16,7 +16,8 @@ use std::sync::Arc;
 use axum::{Router, extract::FromRef};
 use shared::{
     identity::{guard::AuthState, tokens::TokenConfig},
-    uploads::StorageConfig,
+    outbound::{HttpsClient, https_client},
+    uploads::{StorageConfig, presign::Presigner},
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -29,8 +30,10 @@ pub struct AppState {
     pub db: PgPool,
     /// Access-token verification and session checks.
     pub auth: AuthState,
-    /// S3 client (signs URLs locally; calls S3 only to delete).
-    pub s3: aws_sdk_s3::Client,
+    /// Signs S3 URLs locally (SigV4), for browsers and for the one call made here.
+    pub presigner: Arc<Presigner>,
+    /// Sends the presigned `DELETE` of a removed upload.
+    pub http: HttpsClient,
     /// Bucket and URL lifetimes.
     pub storage: Arc<StorageConfig>,
 }
@@ -40,13 +43,14 @@ impl AppState {
     pub fn new(
         db: PgPool,
         config: &TokenConfig,
-        s3: aws_sdk_s3::Client,
+        presigner: Presigner,
         storage: Arc<StorageConfig>,
     ) -> Self {
         Self {
             auth: AuthState::new(db.clone(), config),
             db,
-            s3,
+            presigner: Arc::new(presigner),
+            http: https_client(),
             storage,
         }
     }

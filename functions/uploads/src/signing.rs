@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use aws_sdk_s3::presigning::PresigningConfig;
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -176,31 +175,26 @@ pub async fn create(
     .execute(&state.db)
     .await?;
 
-    let presigned = state
-        .s3
-        .put_object()
-        .bucket(&state.storage.bucket)
-        .key(&key)
-        .content_type(&new.content_type)
-        .content_length(new.size)
+    let size = new.size.to_string();
+    let signed_headers = [
+        ("content-type", new.content_type.as_str()),
+        ("content-length", size.as_str()),
         // Create only: once an object is there (and perhaps checked and ready), the same
         // URL cannot replace it with other bytes; S3 answers 412.
-        .if_none_match("*")
-        .presigned(PresigningConfig::expires_in(ttl).context("invalid presigning lifetime")?)
-        .await
+        ("if-none-match", "*"),
+    ];
+    let presigned = state
+        .presigner
+        .presign("PUT", &key, &[], &signed_headers, ttl)
         .context("failed to presign the upload")?;
-    let headers = presigned
-        .headers()
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
-        .collect();
     tracing::info!(upload_id = %id, purpose = ?new.purpose, size = new.size, "upload started");
     Ok((
         StatusCode::CREATED,
         Json(UploadTicket {
             id,
-            upload_url: presigned.uri().to_owned(),
-            method: presigned.method().to_owned(),
-            headers,
+            upload_url: presigned.url,
+            method: "PUT".into(),
+            headers: presigned.headers.into_iter().collect(),
             expires_at,
         }),
     ))

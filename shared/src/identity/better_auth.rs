@@ -6,7 +6,11 @@
 //! `aud` are that base URL and `sub` is its user id. Verification here:
 //! - the keys are fetched on first use and cached (refreshed after
 //!   [`BetterAuthConfig::max_key_age`], 10 minutes, so a key the provider withdrew stops
-//!   working); a token naming an unknown `kid` triggers
+//!   working). While the JWKS endpoint is down the cached keys stay in use, but only
+//!   for [`BetterAuthConfig::max_stale`] (1 hour) after the provider last confirmed
+//!   them: past that, Better Auth tokens are refused with 503 (fail closed) until it
+//!   answers again, so a key withdrawn during an outage cannot work forever; a token
+//!   naming an unknown `kid` triggers
 //!   at most one refetch per [`BetterAuthConfig::refetch_interval`] (so garbage kids
 //!   cannot make us hammer the JWKS endpoint);
 //! - only asymmetric keys are loaded (a symmetric `oct` key in the set is ignored), and
@@ -17,9 +21,7 @@
 //! The first valid token of an identity links it to a local user, or provisions one
 //! ([`link_or_provision`]), so every endpoint works for Better Auth users.
 //!
-//! The JWKS is fetched with hyper's client over rustls on ring and the webpki roots,
-//! all of which every function links already (the Lambda runtime, sqlx), rather than
-//! with an HTTP client library of its own: one GET does not need one. Redirects are not
+//! The JWKS is fetched with `shared::outbound`'s HTTPS client. Redirects are not
 //! followed, and the body is capped at [`MAX_JWKS_BYTES`].
 
 use std::{
@@ -28,12 +30,7 @@ use std::{
 };
 
 use anyhow::Context;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
+use http_body_util::{BodyExt, Limited};
 use jsonwebtoken::{
     Algorithm, DecodingKey, Validation,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm},
@@ -43,13 +40,14 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 
 use crate::{
-    config::{ConfigError, optional},
+    config::{ConfigError, optional, parse_or},
     db::unique_violation,
     http::{client::ClientInfo, error::ApiError},
     identity::{
         Email, Role, UserId, UserName,
         audit::{self, AuditEvent, AuditKind},
     },
+    outbound::{HttpsClient, https_client},
 };
 
 const REFUSED: &str = "invalid or expired access token";
@@ -59,8 +57,6 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// How long one JWKS fetch may take, connection included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Where Better Auth lives and what its tokens must say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +71,9 @@ pub struct BetterAuthConfig {
     pub refetch_interval: Duration,
     /// How long fetched keys are trusted before the next token refetches them.
     pub max_key_age: Duration,
+    /// How long cached keys keep working when refetching fails, counted from the last
+    /// successful fetch; then Better Auth tokens get 503 until the provider answers.
+    pub max_stale: Duration,
 }
 
 impl BetterAuthConfig {
@@ -98,6 +97,7 @@ impl BetterAuthConfig {
             audience: optional("BETTER_AUTH_AUDIENCE").unwrap_or_else(|| url.clone()),
             refetch_interval: Duration::from_secs(30),
             max_key_age: Duration::from_secs(10 * 60),
+            max_stale: Duration::from_secs(parse_or("BETTER_AUTH_MAX_STALE_SECONDS", 3600)?),
         }))
     }
 }
@@ -126,7 +126,13 @@ struct Key {
 #[derive(Default)]
 struct Cache {
     keys: Arc<Vec<Key>>,
+    /// The last fetch attempt, successful or not (spaces out refetches).
     fetched_at: Option<Instant>,
+    /// The last successful fetch (bounds how long keys outlive an outage).
+    confirmed_at: Option<Instant>,
+    /// Whether the last fetch failed: with no usable keys left that is an outage (503),
+    /// not a bad token (401).
+    failing: bool,
 }
 
 /// Verifies Better Auth tokens. Built once per cold start; fetches keys on first use.
@@ -139,18 +145,9 @@ pub struct BetterAuth {
 impl BetterAuth {
     /// A verifier for `config`.
     pub fn new(config: BetterAuthConfig) -> Self {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            // ring's provider supports every protocol version; this cannot fail.
-            .expect("ring supports TLS 1.2 and 1.3")
-            // Plain http only for a provider on loopback in development and tests.
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = Client::builder(TokioExecutor::new()).build(https);
         Self {
             config,
-            http,
+            http: https_client(),
             cache: Mutex::new(Cache::default()),
         }
     }
@@ -212,19 +209,32 @@ impl BetterAuth {
                 Ok(keys) => {
                     cache.keys = Arc::new(keys);
                     cache.fetched_at = Some(Instant::now());
+                    cache.confirmed_at = cache.fetched_at;
+                    cache.failing = false;
                 }
                 Err(err) => {
                     // Remember the attempt too, so an outage is not retried per request;
-                    // the keys we had stay in use until the provider answers again.
+                    // the keys we had stay in use for a while, but not for ever: a key
+                    // withdrawn during the outage must stop working at some point.
                     cache.fetched_at = Some(Instant::now());
+                    cache.failing = true;
                     tracing::warn!(error = %err, "fetching the Better Auth JWKS failed");
-                    if cache.keys.is_empty() {
-                        return Err(ApiError::Unavailable(
-                            "the identity provider's keys are unavailable; retry shortly",
-                        ));
+                    let stale = cache
+                        .confirmed_at
+                        .is_none_or(|at| at.elapsed() >= self.config.max_stale);
+                    if stale && !cache.keys.is_empty() {
+                        tracing::warn!(
+                            "Better Auth keys unconfirmed for too long: refusing its tokens"
+                        );
+                        cache.keys = Arc::default();
                     }
                 }
             }
+        }
+        if cache.failing && cache.keys.is_empty() {
+            return Err(ApiError::Unavailable(
+                "the identity provider's keys are unavailable; retry shortly",
+            ));
         }
         Ok(Arc::clone(&cache.keys))
     }

@@ -2,9 +2,12 @@
 //! `upload-processor` function (which checks what arrived): purposes, what each accepts,
 //! statuses, object keys, and recognising a file type from its first bytes; where the
 //! bucket is ([`StorageConfig`]) and, with the `s3` feature, the S3 client. [`arrivals`]
-//! decides and records what happens to an object that arrives.
+//! decides and records what happens to an object that arrives; with `presign`,
+//! [`presign`] signs URLs without the S3 client.
 
 pub mod arrivals;
+#[cfg(feature = "presign")]
+pub mod presign;
 
 use std::time::Duration;
 

@@ -1,0 +1,282 @@
+//! Presigned S3 URLs, made with SigV4 alone (`aws-sigv4`, the SDK's own signer), not the
+//! whole S3 client: signing is a local computation, and the `uploads` function needs
+//! nothing else from S3 (its one S3 call, deleting an object, is a presigned `DELETE`
+//! sent with the HTTPS client every function links anyway). That keeps the S3 client's
+//! code out of its binary.
+//!
+//! A presigned URL carries the signature in its query (`X-Amz-Signature`, with the
+//! credential, date, lifetime and the list of signed headers); the headers it was signed
+//! with must be sent unchanged, and S3 refuses anything else with 403.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use aws_credential_types::Credentials;
+use aws_sigv4::{
+    http_request::{
+        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode, sign,
+    },
+    sign::v4,
+};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::StorageConfig;
+use crate::config::{ConfigError, optional, required};
+
+/// What SigV4 leaves unencoded in a path segment or query value: RFC 3986's unreserved
+/// characters.
+const AWS_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A request anyone holding it may send, until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    /// The URL, signature included.
+    pub url: String,
+    /// Exactly the headers the signature covers, lower-case (`host` aside, which every
+    /// HTTP client sets from the URL): the request must carry them unchanged.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Signs S3 requests for one bucket. Built once per cold start; signing does no I/O.
+#[derive(Clone)]
+pub struct Presigner {
+    credentials: Credentials,
+    region: String,
+    /// `scheme://host[:port]` of S3 or an emulator.
+    endpoint: Option<String>,
+    path_style: bool,
+    bucket: String,
+}
+
+impl std::fmt::Debug for Presigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `Credentials` redacts its secret; the rest is not secret.
+        f.debug_struct("Presigner")
+            .field("credentials", &self.credentials)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .finish()
+    }
+}
+
+impl Presigner {
+    /// A presigner for `storage`'s bucket with explicit credentials and endpoint.
+    pub fn new(
+        credentials: Credentials,
+        region: impl Into<String>,
+        endpoint: Option<String>,
+        storage: &StorageConfig,
+    ) -> Self {
+        Self {
+            credentials,
+            region: region.into(),
+            endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            path_style: storage.force_path_style,
+            bucket: storage.bucket.clone(),
+        }
+    }
+
+    /// The presigner of this execution environment: `AWS_REGION` (or
+    /// `AWS_DEFAULT_REGION`), the role's credentials in `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (as Lambda sets them), and
+    /// `AWS_ENDPOINT_URL` when set (emulators).
+    pub fn from_env(storage: &StorageConfig) -> Result<Self, ConfigError> {
+        let region = optional("AWS_REGION")
+            .or_else(|| optional("AWS_DEFAULT_REGION"))
+            .ok_or(ConfigError::Missing("AWS_REGION"))?;
+        let credentials = Credentials::new(
+            required("AWS_ACCESS_KEY_ID")?,
+            required("AWS_SECRET_ACCESS_KEY")?,
+            optional("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        );
+        Ok(Self::new(
+            credentials,
+            region,
+            optional("AWS_ENDPOINT_URL"),
+            storage,
+        ))
+    }
+
+    /// The bucket's URL of an object key, path-style or virtual-hosted.
+    fn object_url(&self, key: &str) -> String {
+        let path: Vec<String> = key
+            .split('/')
+            .map(|segment| utf8_percent_encode(segment, AWS_ENCODE).to_string())
+            .collect();
+        let path = path.join("/");
+        let bucket = &self.bucket;
+        match (&self.endpoint, self.path_style) {
+            (Some(endpoint), true) => format!("{endpoint}/{bucket}/{path}"),
+            (Some(endpoint), false) => match endpoint.split_once("://") {
+                Some((scheme, host)) => format!("{scheme}://{bucket}.{host}/{path}"),
+                None => format!("https://{bucket}.{endpoint}/{path}"),
+            },
+            (None, true) => format!("https://s3.{}.amazonaws.com/{bucket}/{path}", self.region),
+            (None, false) => format!("https://{bucket}.s3.{}.amazonaws.com/{path}", self.region),
+        }
+    }
+
+    /// Presigns `method` on `key`, valid for `expires_in`, with extra query parameters
+    /// (`response-content-type`, ...) and the headers the request must carry.
+    pub fn presign(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        expires_in: Duration,
+    ) -> anyhow::Result<Presigned> {
+        let mut url = self.object_url(key);
+        for (i, (name, value)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&utf8_percent_encode(name, AWS_ENCODE).to_string());
+            url.push('=');
+            url.push_str(&utf8_percent_encode(value, AWS_ENCODE).to_string());
+        }
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires_in);
+        // S3 signs the path as sent: encoded once, never normalised.
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let identity = self.credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .context("SigV4 parameters")?
+            .into();
+        let signable = SignableRequest::new(
+            method,
+            url.as_str(),
+            headers.iter().copied(),
+            SignableBody::UnsignedPayload,
+        )
+        .context("a signable request")?;
+        let (instructions, _signature) = sign(signable, &params)
+            .context("signing the request")?
+            .into_parts();
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(url.as_str())
+            .body(())
+            .context("a request to sign")?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(Presigned {
+            url: request.uri().to_string(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), (*value).to_owned()))
+                .collect(),
+        })
+    }
+}
+
+/// How long a presigned request the function sends itself stays valid.
+#[cfg(feature = "outbound")]
+const OWN_REQUEST_TTL: Duration = Duration::from_secs(60);
+
+#[cfg(feature = "outbound")]
+impl Presigner {
+    /// Deletes an object (a presigned `DELETE` sent at once). Deleting a missing object
+    /// succeeds, as in S3.
+    pub async fn delete_object(
+        &self,
+        client: &crate::outbound::HttpsClient,
+        key: &str,
+    ) -> anyhow::Result<()> {
+        let signed = self.presign("DELETE", key, &[], &[], OWN_REQUEST_TTL)?;
+        let request = http::Request::delete(signed.url)
+            .body(http_body_util::Empty::new())
+            .context("a DELETE request")?;
+        let response = tokio::time::timeout(OWN_REQUEST_TTL / 6, client.request(request))
+            .await
+            .context("DeleteObject timed out")?
+            .context("DeleteObject failed")?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success() || status == http::StatusCode::NOT_FOUND,
+            "DeleteObject answered {status}"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presigner(endpoint: Option<&str>, path_style: bool) -> Presigner {
+        let storage = StorageConfig {
+            bucket: "uploads".into(),
+            upload_url_ttl: Duration::from_secs(600),
+            download_url_ttl: Duration::from_secs(60),
+            force_path_style: path_style,
+        };
+        let credentials = Credentials::new("AKID", "secret", None, None, "test");
+        Presigner::new(
+            credentials,
+            "eu-west-1",
+            endpoint.map(str::to_owned),
+            &storage,
+        )
+    }
+
+    #[test]
+    fn urls_address_the_bucket_both_ways() {
+        let key = "avatar/u/n a+m%e";
+        assert_eq!(
+            presigner(None, false).object_url(key),
+            "https://uploads.s3.eu-west-1.amazonaws.com/avatar/u/n%20a%2Bm%25e"
+        );
+        assert_eq!(
+            presigner(Some("http://127.0.0.1:5000/"), true).object_url("a/b"),
+            "http://127.0.0.1:5000/uploads/a/b"
+        );
+        assert_eq!(
+            presigner(Some("http://localhost:5000"), false).object_url("a/b"),
+            "http://uploads.localhost:5000/a/b"
+        );
+    }
+
+    #[test]
+    fn a_presigned_url_carries_its_signature_and_signed_headers() {
+        let signed = presigner(None, false)
+            .presign(
+                "PUT",
+                "avatar/u/id",
+                &[],
+                &[("content-type", "image/png"), ("if-none-match", "*")],
+                Duration::from_secs(600),
+            )
+            .unwrap();
+        for part in [
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "X-Amz-Credential=AKID%2F",
+            "X-Amz-Expires=600",
+            "X-Amz-SignedHeaders=content-type%3Bhost%3Bif-none-match",
+            "X-Amz-Signature=",
+        ] {
+            assert!(signed.url.contains(part), "{part} in {}", signed.url);
+        }
+        assert_eq!(
+            signed.headers,
+            [
+                ("content-type".to_owned(), "image/png".to_owned()),
+                ("if-none-match".to_owned(), "*".to_owned())
+            ]
+        );
+        assert!(!signed.url.contains("secret"));
+    }
+}
