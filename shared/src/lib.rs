@@ -6,7 +6,8 @@
 //! - [`telemetry`]: JSON logs, and the id of the request being handled;
 //! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
 //! - `aws` (feature `aws`): the SDK settings every AWS client shares;
-//! - `outbound` (feature `outbound`): the HTTPS client for a function's own calls.
+//! - `outbound` (feature `outbound`): the HTTPS client for a function's own calls;
+//! - `sigv4` (feature `sigv4`): signing AWS requests without an SDK client.
 //!
 //! The HTTP layer, `http` (feature `http`): serving an axum router as a Lambda handler
 //! (request ids, panic guard, body limit, security headers, CORS), the one error type
@@ -37,6 +38,8 @@ pub mod aws;
 pub mod http;
 #[cfg(feature = "outbound")]
 pub mod outbound;
+#[cfg(feature = "sigv4")]
+pub mod sigv4;
 
 pub mod identity;
 pub mod messaging;

@@ -13,11 +13,16 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-/// A client for bodiless requests (GET, DELETE). Cheap to clone.
-pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// A client whose requests carry bodies of type `B` (none by default: GET, DELETE).
+/// Cheap to clone.
+pub type HttpsClient<B = Empty<Bytes>> = Client<hyper_rustls::HttpsConnector<HttpConnector>, B>;
 
 /// Builds the client; no I/O until the first request.
-pub fn https_client() -> HttpsClient {
+pub fn https_client<B>() -> HttpsClient<B>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
         // ring's provider supports every protocol version; this cannot fail.

@@ -10,7 +10,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use hyper_util::rt::TokioIo;
 use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
-use shared::uploads::{StorageConfig, presign::Presigner};
+use shared::{
+    sigv4::AwsAccess,
+    uploads::{StorageConfig, presign::Presigner},
+};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 /// The credentials the signing server accepts.
@@ -101,12 +104,8 @@ impl S3Target {
     /// The uploads function's presigner for `storage`'s bucket on this endpoint.
     pub fn presigner(&self, storage: &StorageConfig) -> Presigner {
         let credentials = Credentials::new(self.access_key, self.secret_key, None, None, "tests");
-        Presigner::new(
-            credentials,
-            "us-east-1",
-            Some(self.endpoint.clone()),
-            storage,
-        )
+        let access = AwsAccess::new(credentials, "us-east-1", Some(self.endpoint.clone()));
+        Presigner::new(access, storage)
     }
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_sqs::{
     types::{MessageSystemAttributeName, QueueAttributeName},
 };
 use serde_json::{Value, json};
-use shared::messaging::Publisher;
+use shared::{messaging::Publisher, sigv4::AwsAccess};
 
 /// Where the emulator listens: `AWS_ENDPOINT_URL`, as for the functions themselves.
 pub fn endpoint() -> String {
@@ -31,10 +31,16 @@ pub fn client_for(endpoint_url: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
+/// Publishers' access to `endpoint_url` with dummy credentials.
+pub fn access_for(endpoint_url: &str) -> AwsAccess {
+    let credentials = Credentials::new("test", "test", None, None, "tests");
+    AwsAccess::new(credentials, "us-east-1", Some(endpoint_url.to_owned()))
+}
+
 /// A publisher whose queue cannot be reached (nothing listens on the port).
 pub fn unreachable_publisher() -> Publisher {
     Publisher::new(
-        client_for("http://127.0.0.1:9"),
+        access_for("http://127.0.0.1:9"),
         "http://127.0.0.1:9/123456789012/nowhere",
     )
 }
@@ -78,7 +84,7 @@ impl Queue {
 
     /// A publisher for this queue.
     pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.client.clone(), self.url.clone())
+        Publisher::new(access_for(&endpoint()), self.url.clone())
     }
 
     /// Receives up to ten messages and shapes them as the SQS event Lambda would send.

@@ -1,7 +1,6 @@
 //! Lambda entry point of the `auth` function: wiring only.
 
 use shared::{
-    aws,
     db::{self, DatabaseConfig},
     http,
     identity::{throttle::RateLimits, tokens::TokenConfig},
@@ -14,11 +13,7 @@ async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
     let tokens = TokenConfig::from_env()?;
-    let publisher = Publisher::from_config(
-        &aws::sdk_config()?,
-        &QueueConfig::from_env()?,
-        Queue::Notifications,
-    );
+    let publisher = Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?;
     let state = auth::AppState::new(db, tokens, publisher, RateLimits::from_env()?);
     http::serve(auth::router(state)).await
 }

@@ -2,7 +2,6 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::{
-    aws,
     db::{self, DatabaseConfig},
     messaging::{Publisher, Queue, QueueConfig},
     telemetry,
@@ -12,11 +11,7 @@ use shared::{
 async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let db = db::pool(&DatabaseConfig::from_env()?)?;
-    let publisher = Publisher::from_config(
-        &aws::sdk_config()?,
-        &QueueConfig::from_env()?,
-        Queue::Notifications,
-    );
+    let publisher = Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         outbox_relay::handle(&db, &publisher, event)
     }))

@@ -18,7 +18,7 @@ async fn main() -> Result<(), shared::BoxError> {
     let state = upload_processor::State {
         db: db::pool(&DatabaseConfig::from_env()?)?,
         s3: uploads::s3_client(&sdk, storage.force_path_style),
-        publisher: Publisher::from_config(&sdk, &QueueConfig::from_env()?, Queue::Notifications),
+        publisher: Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?,
         bucket: storage.bucket,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -48,21 +48,33 @@ pub async fn enqueue<M: Message>(tx: &mut PgConnection, message: &M) -> anyhow::
 }
 
 #[cfg(feature = "sqs")]
-/// Sends messages just committed, marking each sent or failed. Never fails the caller:
-/// whatever is not sent stays pending for the sweep.
+/// Sends messages just committed, in batches of ten (one call for a request's few
+/// messages), marking each sent or failed. Never fails the caller, and waits at most
+/// one bounded call per batch: whatever is not sent stays pending for the sweep.
 #[tracing::instrument(skip_all, fields(count = messages.len()))]
 pub async fn relay(db: &PgPool, publisher: &Publisher, messages: Vec<Pending>) {
-    for message in messages {
-        let result = publisher.send(message.body).await;
-        let outcome = match &result {
-            Ok(()) => mark_sent(db, &[message.id]).await,
+    for chunk in messages.chunks(10) {
+        let batch: Vec<(Uuid, String)> = chunk.iter().map(|m| (m.id, m.body.clone())).collect();
+        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+        let outcome = match publisher.send_batch(&batch).await {
+            Ok(failed) => {
+                let sent: Vec<Uuid> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| !failed.contains(id))
+                    .collect();
+                match mark_sent(db, &sent).await {
+                    Ok(()) => mark_failed(db, &failed, "rejected by SendMessageBatch").await,
+                    Err(err) => Err(err),
+                }
+            }
             Err(err) => {
-                tracing::warn!(outbox_id = %message.id, error = %err, "relay failed; the sweep will retry");
-                mark_failed(db, &[message.id], &format!("{err:#}")).await
+                tracing::warn!(error = %err, "relay failed; the sweep will retry");
+                mark_failed(db, &ids, &format!("{err:#}")).await
             }
         };
         if let Err(err) = outcome {
-            tracing::error!(outbox_id = %message.id, error = %err, "could not record the relay outcome");
+            tracing::error!(error = %err, "could not record the relay outcome");
         }
     }
 }

@@ -8,21 +8,16 @@
 //! credential, date, lifetime and the list of signed headers); the headers it was signed
 //! with must be sent unchanged, and S3 refuses anything else with 403.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
-use aws_credential_types::Credentials;
-use aws_sigv4::{
-    http_request::{
-        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-        UriPathNormalizationMode, sign,
-    },
-    sign::v4,
+use aws_sigv4::http_request::{
+    PercentEncodingMode, SignableBody, SignatureLocation, SigningSettings, UriPathNormalizationMode,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::StorageConfig;
-use crate::config::{ConfigError, optional, required};
+use crate::{config::ConfigError, sigv4::AwsAccess};
 
 /// What SigV4 leaves unencoded in a path segment or query value: RFC 3986's unreserved
 /// characters.
@@ -43,66 +38,26 @@ pub struct Presigned {
 }
 
 /// Signs S3 requests for one bucket. Built once per cold start; signing does no I/O.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Presigner {
-    credentials: Credentials,
-    region: String,
-    /// `scheme://host[:port]` of S3 or an emulator.
-    endpoint: Option<String>,
+    access: AwsAccess,
     path_style: bool,
     bucket: String,
 }
 
-impl std::fmt::Debug for Presigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // `Credentials` redacts its secret; the rest is not secret.
-        f.debug_struct("Presigner")
-            .field("credentials", &self.credentials)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .finish()
-    }
-}
-
 impl Presigner {
-    /// A presigner for `storage`'s bucket with explicit credentials and endpoint.
-    pub fn new(
-        credentials: Credentials,
-        region: impl Into<String>,
-        endpoint: Option<String>,
-        storage: &StorageConfig,
-    ) -> Self {
+    /// A presigner for `storage`'s bucket, signing as `access`.
+    pub fn new(access: AwsAccess, storage: &StorageConfig) -> Self {
         Self {
-            credentials,
-            region: region.into(),
-            endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+            access,
             path_style: storage.force_path_style,
             bucket: storage.bucket.clone(),
         }
     }
 
-    /// The presigner of this execution environment: `AWS_REGION` (or
-    /// `AWS_DEFAULT_REGION`), the role's credentials in `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (as Lambda sets them), and
-    /// `AWS_ENDPOINT_URL` when set (emulators).
+    /// The presigner of this execution environment ([`AwsAccess::from_env`]).
     pub fn from_env(storage: &StorageConfig) -> Result<Self, ConfigError> {
-        let region = optional("AWS_REGION")
-            .or_else(|| optional("AWS_DEFAULT_REGION"))
-            .ok_or(ConfigError::Missing("AWS_REGION"))?;
-        let credentials = Credentials::new(
-            required("AWS_ACCESS_KEY_ID")?,
-            required("AWS_SECRET_ACCESS_KEY")?,
-            optional("AWS_SESSION_TOKEN"),
-            None,
-            "environment",
-        );
-        Ok(Self::new(
-            credentials,
-            region,
-            optional("AWS_ENDPOINT_URL"),
-            storage,
-        ))
+        Ok(Self::new(AwsAccess::from_env()?, storage))
     }
 
     /// The bucket's URL of an object key, path-style or virtual-hosted.
@@ -113,14 +68,15 @@ impl Presigner {
             .collect();
         let path = path.join("/");
         let bucket = &self.bucket;
-        match (&self.endpoint, self.path_style) {
+        let region = &self.access.region;
+        match (&self.access.endpoint, self.path_style) {
             (Some(endpoint), true) => format!("{endpoint}/{bucket}/{path}"),
             (Some(endpoint), false) => match endpoint.split_once("://") {
                 Some((scheme, host)) => format!("{scheme}://{bucket}.{host}/{path}"),
                 None => format!("https://{bucket}.{endpoint}/{path}"),
             },
-            (None, true) => format!("https://s3.{}.amazonaws.com/{bucket}/{path}", self.region),
-            (None, false) => format!("https://{bucket}.s3.{}.amazonaws.com/{path}", self.region),
+            (None, true) => format!("https://s3.{region}.amazonaws.com/{bucket}/{path}"),
+            (None, false) => format!("https://{bucket}.s3.{region}.amazonaws.com/{path}"),
         }
     }
 
@@ -147,26 +103,14 @@ impl Presigner {
         // S3 signs the path as sent: encoded once, never normalised.
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        let identity = self.credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .context("SigV4 parameters")?
-            .into();
-        let signable = SignableRequest::new(
+        let instructions = self.access.sign(
+            "s3",
+            settings,
             method,
-            url.as_str(),
-            headers.iter().copied(),
+            &url,
+            headers,
             SignableBody::UnsignedPayload,
-        )
-        .context("a signable request")?;
-        let (instructions, _signature) = sign(signable, &params)
-            .context("signing the request")?
-            .into_parts();
+        )?;
         let mut request = http::Request::builder()
             .method(method)
             .uri(url.as_str())
@@ -224,13 +168,10 @@ mod tests {
             download_url_ttl: Duration::from_secs(60),
             force_path_style: path_style,
         };
-        let credentials = Credentials::new("AKID", "secret", None, None, "test");
-        Presigner::new(
-            credentials,
-            "eu-west-1",
-            endpoint.map(str::to_owned),
-            &storage,
-        )
+        let credentials =
+            aws_credential_types::Credentials::new("AKID", "secret", None, None, "test");
+        let access = AwsAccess::new(credentials, "eu-west-1", endpoint.map(str::to_owned));
+        Presigner::new(access, &storage)
     }
 
     #[test]
