@@ -65,15 +65,12 @@ pub fn unlimited() -> RateLimits {
 /// Each HTTP function's name and the OpenAPI paths its `routes()` declares.
 pub fn function_docs() -> Vec<(Function, utoipa::openapi::OpenApi)> {
     vec![
-        (Function::Platform, platform::routes().into_openapi()),
-        (Function::Auth, auth::routes().into_openapi()),
-        (
-            Function::Notifications,
-            notifications::routes().into_openapi(),
-        ),
-        (Function::Tasks, tasks::routes().into_openapi()),
-        (Function::Uploads, uploads::routes().into_openapi()),
-        (Function::Users, users::routes().into_openapi()),
+        (Function::Platform, platform::openapi()),
+        (Function::Auth, auth::openapi()),
+        (Function::Notifications, notifications::openapi()),
+        (Function::Tasks, tasks::openapi()),
+        (Function::Uploads, uploads::openapi()),
+        (Function::Users, users::openapi()),
     ]
 }
 

@@ -29,7 +29,6 @@ use shared::{
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -62,26 +61,24 @@ impl AppState {
     }
 }
 
-/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
-/// both its axum route and its OpenAPI operation (handlers that share a path are listed
-/// together). API Gateway sends this function `/api/v1/auth/{proxy+}`.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(accounts::register))
-        .routes(routes!(accounts::me))
-        .routes(routes!(sessions::login))
-        .routes(routes!(sessions::refresh))
-        .routes(routes!(sessions::logout))
-        .routes(routes!(recovery::request_reset))
-        .routes(routes!(recovery::confirm_reset))
-        .routes(routes!(recovery::verify_email))
-        .routes(routes!(recovery::resend_verification))
-}
+// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+// both its axum route (`routes()`) and its OpenAPI operation (`openapi()`); handlers that
+// share a path are listed together. API Gateway sends this function `/api/v1/auth/{proxy+}`.
+shared::api_routes!(AppState, ApiDoc;
+    [accounts::register],
+    [accounts::me],
+    [sessions::login],
+    [sessions::refresh],
+    [sessions::logout],
+    [recovery::request_reset],
+    [recovery::confirm_reset],
+    [recovery::verify_email],
+    [recovery::resend_verification],
+);
 
 /// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
-    router
+    routes()
         .with_state(state)
         // Tokens and personal data: never cached by a browser or proxy.
         .layer(shared::http::no_store())

@@ -11,7 +11,6 @@ use axum::{Router, extract::FromRef};
 use shared::identity::{guard::AuthState, tokens::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -32,19 +31,17 @@ impl AppState {
     }
 }
 
-/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
-/// both its axum route and its OpenAPI operation (handlers that share a path are listed
-/// together). API Gateway sends this function `/api/v1/notifications` and `/api/v1/notifications/{proxy+}`.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(inbox::list))
-        .routes(routes!(inbox::mark_read))
-}
+// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+// both its axum route (`routes()`) and its OpenAPI operation (`openapi()`); handlers that
+// share a path are listed together. API Gateway sends this function `/api/v1/notifications` and `/api/v1/notifications/{proxy+}`.
+shared::api_routes!(AppState, ApiDoc;
+    [inbox::list],
+    [inbox::mark_read],
+);
 
 /// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
-    router.with_state(state)
+    routes().with_state(state)
 }
 
 /// This function's part of the OpenAPI document; the paths come from [`routes`].

@@ -19,7 +19,6 @@ use shared::{
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -46,19 +45,17 @@ impl AppState {
     }
 }
 
-/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
-/// both its axum route and its OpenAPI operation (handlers that share a path are listed
-/// together). API Gateway sends this function `/api/v1/tasks` and `/api/v1/tasks/{proxy+}`.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(listing::list, edit::create))
-        .routes(routes!(edit::fetch, edit::update, edit::remove))
-}
+// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+// both its axum route (`routes()`) and its OpenAPI operation (`openapi()`); handlers that
+// share a path are listed together. API Gateway sends this function `/api/v1/tasks` and `/api/v1/tasks/{proxy+}`.
+shared::api_routes!(AppState, ApiDoc;
+    [listing::list, edit::create],
+    [edit::fetch, edit::update, edit::remove],
+);
 
 /// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
-    router.with_state(state)
+    routes().with_state(state)
 }
 
 /// This function's part of the OpenAPI document; the paths come from [`routes`].

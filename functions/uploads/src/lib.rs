@@ -21,7 +21,6 @@ use shared::{
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -56,20 +55,18 @@ impl AppState {
     }
 }
 
-/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
-/// both its axum route and its OpenAPI operation (handlers that share a path are listed
-/// together). API Gateway sends this function `/api/v1/uploads` and `/api/v1/uploads/{proxy+}`.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(signing::create))
-        .routes(routes!(files::show, files::remove))
-        .routes(routes!(files::download))
-}
+// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+// both its axum route (`routes()`) and its OpenAPI operation (`openapi()`); handlers that
+// share a path are listed together. API Gateway sends this function `/api/v1/uploads` and `/api/v1/uploads/{proxy+}`.
+shared::api_routes!(AppState, ApiDoc;
+    [signing::create],
+    [files::show, files::remove],
+    [files::download],
+);
 
 /// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
-    router.with_state(state)
+    routes().with_state(state)
 }
 
 /// This function's part of the OpenAPI document; the paths come from [`routes`].

@@ -18,7 +18,6 @@ use axum::{Router, extract::FromRef};
 use shared::identity::{guard::AuthState, throttle::Lockout, tokens::TokenConfig};
 use sqlx::PgPool;
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Everything the handlers share; built once per cold start.
 #[derive(Clone, FromRef)]
@@ -42,23 +41,22 @@ impl AppState {
     }
 }
 
-/// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
-/// both its axum route and its OpenAPI operation (handlers that share a path are listed
-/// together). API Gateway sends this function `/api/v1/users`, `/api/v1/users/{proxy+}`
-/// and `/api/v1/audit-events`; `/users/me` is a fixed path, so it wins over `/users/{id}`.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(admin::list))
-        .routes(routes!(profile::show, profile::update, profile::delete))
-        .routes(routes!(profile::change_password))
-        .routes(routes!(admin::show, admin::update, admin::delete))
-        .routes(routes!(audit_log::list))
-}
+// Every route of the function, each declared once: a handler's `#[utoipa::path]` gives
+// both its axum route (`routes()`) and its OpenAPI operation (`openapi()`); handlers that
+// share a path are listed together. API Gateway sends this function `/api/v1/users`,
+// `/api/v1/users/{proxy+}` and `/api/v1/audit-events`; `/users/me` is a fixed path, so it
+// wins over `/users/{id}`.
+shared::api_routes!(AppState, ApiDoc;
+    [admin::list],
+    [profile::show, profile::update, profile::delete],
+    [profile::change_password],
+    [admin::show, admin::update, admin::delete],
+    [audit_log::list],
+);
 
 /// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
-    router
+    routes()
         .with_state(state)
         // Tokens and personal data: never cached by a browser or proxy.
         .layer(shared::http::no_store())

@@ -137,3 +137,93 @@ async fn request_context(request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// Declares an HTTP function's routes once, from its handlers' `#[utoipa::path]`, as
+/// groups of handlers that share a path:
+///
+/// ```ignore
+/// shared::api_routes!(AppState, ApiDoc;
+///     [listing::list, edit::create],
+///     [edit::fetch, edit::update, edit::remove],
+/// );
+/// ```
+///
+/// It defines `routes()`, the axum router (each handler at its annotation's path and
+/// methods, nothing else computed, so a cold start builds no OpenAPI document), and
+/// `openapi()`, the same handlers' part of the OpenAPI document through utoipa-axum
+/// (for the committed document and the tests). The function crate depends on `axum`,
+/// `utoipa` and `utoipa-axum`.
+#[macro_export]
+macro_rules! api_routes {
+    ($state:ty, $doc:ty; $( [ $( $module:ident :: $handler:ident ),+ $(,)? ] ),+ $(,)?) => {
+        /// Every route of the function, at its handler's `#[utoipa::path]` path and methods.
+        pub fn routes() -> ::axum::Router<$state> {
+            let router = ::axum::Router::new();
+            $(
+                let path = $crate::http::one_path(&[
+                    $( ::utoipa_axum::routes!(@path [path()] of $module :: $handler) ),+
+                ]);
+                let methods = ::axum::routing::MethodRouter::new();
+                $(
+                    let methods = $crate::http::on_methods(
+                        methods,
+                        &::utoipa_axum::routes!(@path [methods()] of $module :: $handler),
+                        $module :: $handler,
+                    );
+                )+
+                let router = router.route(&path, methods);
+            )+
+            router
+        }
+
+        /// This function's part of the OpenAPI document, from the same declarations.
+        pub fn openapi() -> ::utoipa::openapi::OpenApi {
+            ::utoipa_axum::router::OpenApiRouter::<$state>::with_openapi(
+                <$doc as ::utoipa::OpenApi>::openapi(),
+            )
+            $( .routes(::utoipa_axum::routes!($( $module :: $handler ),+)) )+
+            .into_openapi()
+        }
+    };
+}
+
+/// The path a group of handlers shares (used by [`api_routes!`]). Handlers grouped
+/// under different paths are a bug, caught by the first request of any test.
+#[doc(hidden)]
+pub fn one_path(paths: &[String]) -> String {
+    let first = paths.first().cloned().unwrap_or_default();
+    assert!(
+        paths.iter().all(|p| *p == first),
+        "handlers grouped in api_routes! must share one path: {paths:?}"
+    );
+    first
+}
+
+/// Adds `handler` to `router` for each of `methods` (used by [`api_routes!`]).
+#[doc(hidden)]
+pub fn on_methods<H, T, S>(
+    router: axum::routing::MethodRouter<S>,
+    methods: &[utoipa::openapi::path::HttpMethod],
+    handler: H,
+) -> axum::routing::MethodRouter<S>
+where
+    H: axum::handler::Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    use axum::routing::MethodFilter;
+    use utoipa::openapi::path::HttpMethod;
+    methods.iter().fold(router, |router, method| {
+        let filter = match method {
+            HttpMethod::Get => MethodFilter::GET,
+            HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Put => MethodFilter::PUT,
+            HttpMethod::Delete => MethodFilter::DELETE,
+            HttpMethod::Options => MethodFilter::OPTIONS,
+            HttpMethod::Head => MethodFilter::HEAD,
+            HttpMethod::Patch => MethodFilter::PATCH,
+            HttpMethod::Trace => MethodFilter::TRACE,
+        };
+        router.on(filter, handler.clone())
+    })
+}
