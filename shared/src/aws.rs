@@ -1,5 +1,5 @@
-//! The AWS SDK settings every client shares (the SQS publisher in `messaging`, the S3
-//! client in `uploads`).
+//! The AWS SDK settings for the one SDK client left (SES in `notify-worker`); SQS and S3
+//! calls are SigV4-signed by hand (`shared::sigv4`), which keeps those functions small.
 //!
 //! The SDK settings are read from the environment once per cold start
 //! ([`sdk_config`]) instead of through `aws-config`'s provider chain. In Lambda the

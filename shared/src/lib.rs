@@ -22,7 +22,7 @@
 //! - [`messaging`]: queue message contracts typed with their queue, the transactional
 //!   outbox; with `sqs` the publisher, with `sqs-consumer` the partial-batch loop;
 //! - [`uploads`]: purposes, statuses, keys, file-type sniffing, the bucket's settings;
-//!   with `presign` presigned URLs (SigV4 only), with `s3` the S3 client.
+//!   with `presign` S3 requests signed with SigV4 alone.
 //!
 //! A function enables the features it uses in its `Cargo.toml`, so a health check does
 //! not link argon2 and the SQS client. The modules form no cycle: infrastructure depends

@@ -289,7 +289,7 @@ async fn migrate_applies_everything_once(db: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn upload_processor_samples(db: PgPool) {
     let app = TestApp::new(db).await;
-    let processor = app.processor(api_tests::s3::moto_client(), "uploads");
+    let processor = app.processor(api_tests::s3::moto_target(), "uploads");
     let batch: Value = serde_json::from_str(&load("upload-processor/object-created.json")).unwrap();
     let last = batch["Records"].as_array().unwrap().last().unwrap()["messageId"].clone();
     // The test event and the keys nobody issued are skipped; only the poison record fails.

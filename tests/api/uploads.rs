@@ -117,7 +117,7 @@ async fn presign_put_process_download_round_trip(db: PgPool) {
         .problem(StatusCode::CONFLICT);
 
     // S3 notifies; the processor checks the real object.
-    let processor = app.processor(s3.client(), "uploads");
+    let processor = app.processor(s3.target(), "uploads");
     let report = invoke_processor(
         &processor,
         sqs_batch(&[s3_put_event("uploads", &key, PNG.len() as u64)]),
@@ -261,7 +261,7 @@ async fn content_that_lies_about_its_type_is_rejected_and_deleted(db: PgPool) {
     );
     let id = ticket["id"].as_str().unwrap();
     let key = key_of(&app.db, id).await;
-    let processor = app.processor(s3.client(), "uploads");
+    let processor = app.processor(s3.target(), "uploads");
     invoke_processor(
         &processor,
         sqs_batch(&[s3_put_event("uploads", &key, text.len() as u64)]),
@@ -305,7 +305,7 @@ async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
         reqwest::StatusCode::OK
     );
     // ...but the processor removes what arrives for a deleted upload.
-    let processor = app.processor(s3.client(), "uploads");
+    let processor = app.processor(s3.target(), "uploads");
     let report = invoke_processor(
         &processor,
         sqs_batch(&[s3_put_event("uploads", &key, PNG.len() as u64)]),
@@ -319,7 +319,7 @@ async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
 async fn events_for_keys_we_did_not_issue_are_ignored(db: PgPool) {
     let s3 = SigningS3::start().await;
     let app = TestApp::new(db).await;
-    let processor = app.processor(s3.client(), "uploads");
+    let processor = app.processor(s3.target(), "uploads");
     let foreign = [
         "some dir/naïve file+1.png",
         "avatar/not-a-user/not-an-id",
@@ -415,7 +415,7 @@ async fn real_bucket_notifications_drive_the_processor(db: PgPool) {
         "{raw_keys:?} -> {decoded:?}"
     );
 
-    let processor = app.processor(s3.clone(), &bucket);
+    let processor = app.processor(moto_target(), &bucket);
     let report = invoke_processor(&processor, batch.clone()).await;
     assert_eq!(report["batchItemFailures"], json!([]), "{batch}");
     let upload: Value = app
@@ -517,7 +517,7 @@ async fn the_sweep_expires_abandoned_uploads(db: PgPool) {
     .unwrap();
     let s3 = moto_client();
     s3.create_bucket().bucket("uploads").send().await.ok();
-    let processor = app.processor(s3, "uploads");
+    let processor = app.processor(moto_target(), "uploads");
     let report = invoke_processor(&processor, schedule_event()).await;
     assert_eq!(report["expired"], 1);
     let status = |id: String| {

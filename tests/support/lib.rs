@@ -225,10 +225,12 @@ impl TestApp {
     }
 
     /// The upload processor's state for `bucket` on `s3`, publishing to this app's queue.
-    pub fn processor(&self, s3: aws_sdk_s3::Client, bucket: &str) -> upload_processor::State {
+    pub fn processor(&self, s3: s3::S3Target, bucket: &str) -> upload_processor::State {
+        let storage = s3::storage(bucket, Duration::from_secs(600));
         upload_processor::State {
             db: self.db.clone(),
-            s3,
+            storage: s3.presigner(&storage),
+            http: shared::outbound::https_client(),
             publisher: self.queue.publisher(),
             bucket: bucket.into(),
         }

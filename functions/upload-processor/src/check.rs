@@ -9,7 +9,6 @@
 //! The decisions are `shared::uploads::arrivals`' pure functions ([`on_arrival`],
 //! [`judge`]); this module does the I/O around them.
 
-use anyhow::Context;
 use shared::{
     messaging::{batch::RecordError, outbox},
     uploads::{
@@ -66,32 +65,18 @@ pub async fn process_object(
         }
     };
 
-    let head = match state.s3.head_object().bucket(bucket).key(&key).send().await {
-        Ok(head) => head,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {
-            return Ok(Outcome::Ignored("object no longer exists"));
-        }
-        Err(err) => return Err(anyhow::Error::new(err).context("HeadObject failed").into()),
+    let Some(head) = state.storage.head_object(&state.http, &key).await? else {
+        return Ok(Outcome::Ignored("object no longer exists"));
     };
     let first_bytes = state
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(&key)
-        .range(format!("bytes=0-{}", SNIFF_BYTES - 1))
-        .send()
-        .await
-        .context("GetObject failed")?
-        .body
-        .collect()
-        .await
-        .context("reading the object failed")?
-        .into_bytes();
+        .storage
+        .first_bytes(&state.http, &key, SNIFF_BYTES as usize)
+        .await?;
 
     match judge(
         &expected,
-        head.content_length(),
-        head.content_type(),
+        head.length,
+        head.content_type.as_deref(),
         &first_bytes,
     ) {
         Ok(()) => {
@@ -114,13 +99,6 @@ pub async fn process_object(
 }
 
 async fn delete_object(state: &State, key: &str) -> Result<(), RecordError> {
-    state
-        .s3
-        .delete_object()
-        .bucket(&state.bucket)
-        .key(key)
-        .send()
-        .await
-        .context("DeleteObject failed")?;
+    state.storage.delete_object(&state.http, key).await?;
     Ok(())
 }

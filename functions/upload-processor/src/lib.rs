@@ -22,14 +22,18 @@ use shared::messaging::{
     Publisher,
     batch::{self, RecordError},
 };
+use shared::outbound::HttpsClient;
+use shared::uploads::presign::Presigner;
 use sqlx::PgPool;
 
 /// What the handlers share; built once per cold start.
 pub struct State {
     /// The database pool.
     pub db: PgPool,
-    /// S3, to inspect and delete objects.
-    pub s3: aws_sdk_s3::Client,
+    /// Signs the S3 requests that inspect and delete objects.
+    pub storage: Presigner,
+    /// Sends them.
+    pub http: HttpsClient,
     /// Publishes "upload ready" notifications.
     pub publisher: Publisher,
     /// The uploads bucket; events for any other bucket are ignored.

@@ -3,21 +3,21 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::{
-    aws,
     db::{self, DatabaseConfig},
     messaging::{Publisher, Queue, QueueConfig},
+    outbound::https_client,
     telemetry,
-    uploads::{self, StorageConfig},
+    uploads::{StorageConfig, presign::Presigner},
 };
 
 #[tokio::main]
 async fn main() -> Result<(), shared::BoxError> {
     telemetry::init();
     let storage = StorageConfig::from_env()?;
-    let sdk = aws::sdk_config()?;
     let state = upload_processor::State {
         db: db::pool(&DatabaseConfig::from_env()?)?,
-        s3: uploads::s3_client(&sdk, storage.force_path_style),
+        storage: Presigner::from_env(&storage)?,
+        http: https_client(),
         publisher: Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?,
         bucket: storage.bucket,
     };

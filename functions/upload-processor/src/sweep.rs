@@ -35,14 +35,7 @@ pub async fn run(state: &State) -> anyhow::Result<SweepReport> {
     .await?;
     for key in &keys {
         // Usually there is no object; deleting a missing key succeeds.
-        if let Err(err) = state
-            .s3
-            .delete_object()
-            .bucket(&state.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        if let Err(err) = state.storage.delete_object(&state.http, key).await {
             tracing::warn!(error = %err, "could not delete an abandoned object; the next sweep will not retry it");
         }
     }

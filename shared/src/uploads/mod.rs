@@ -1,9 +1,10 @@
 //! The upload domain shared by the `uploads` function (which signs URLs) and the
 //! `upload-processor` function (which checks what arrived): purposes, what each accepts,
 //! statuses, object keys, and recognising a file type from its first bytes; where the
-//! bucket is ([`StorageConfig`]) and, with the `s3` feature, the S3 client. [`arrivals`]
-//! decides and records what happens to an object that arrives; with `presign`,
-//! [`presign`] signs URLs without the S3 client.
+//! bucket is ([`StorageConfig`]). [`arrivals`] decides and records what happens to an
+//! object that arrives; with the `presign` feature, [`presign`] signs S3 requests
+//! (presigned URLs for browsers, and the few calls the functions make themselves)
+//! without the S3 SDK client.
 
 pub mod arrivals;
 #[cfg(feature = "presign")]
@@ -183,15 +184,6 @@ impl StorageConfig {
             force_path_style: parse_or("S3_FORCE_PATH_STYLE", false)?,
         })
     }
-}
-
-#[cfg(feature = "s3")]
-/// An S3 client with the shared SDK settings; path-style addressing when asked (emulators).
-pub fn s3_client(sdk: &aws_types::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(force_path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use anyhow::Context;
 use aws_sigv4::http_request::{
     PercentEncodingMode, SignableBody, SignatureLocation, SigningSettings, UriPathNormalizationMode,
 };
+#[cfg(feature = "outbound")]
+use hyper::body::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::StorageConfig;
@@ -155,6 +157,80 @@ impl Presigner {
         );
         Ok(())
     }
+
+    /// An object's stored length and type (HeadObject); `None` when there is no such
+    /// object.
+    pub async fn head_object(
+        &self,
+        client: &crate::outbound::HttpsClient,
+        key: &str,
+    ) -> anyhow::Result<Option<ObjectHead>> {
+        let signed = self.presign("HEAD", key, &[], &[], OWN_REQUEST_TTL)?;
+        let request = http::Request::head(signed.url)
+            .body(http_body_util::Empty::new())
+            .context("a HEAD request")?;
+        let response = tokio::time::timeout(OWN_REQUEST_TTL / 6, client.request(request))
+            .await
+            .context("HeadObject timed out")?
+            .context("HeadObject failed")?;
+        let status = response.status();
+        if status == http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        anyhow::ensure!(status.is_success(), "HeadObject answered {status}");
+        let header = |name: http::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Some(ObjectHead {
+            length: header(http::header::CONTENT_LENGTH).and_then(|l| l.parse().ok()),
+            content_type: header(http::header::CONTENT_TYPE),
+        }))
+    }
+
+    /// The first `n` bytes of an object (a ranged GetObject).
+    pub async fn first_bytes(
+        &self,
+        client: &crate::outbound::HttpsClient,
+        key: &str,
+        n: usize,
+    ) -> anyhow::Result<Bytes> {
+        use http_body_util::BodyExt;
+        let signed = self.presign("GET", key, &[], &[], OWN_REQUEST_TTL)?;
+        let request = http::Request::get(signed.url)
+            // Not signed: S3 accepts unsigned headers on a presigned request.
+            .header(
+                http::header::RANGE,
+                format!("bytes=0-{}", n.saturating_sub(1)),
+            )
+            .body(http_body_util::Empty::new())
+            .context("a GET request")?;
+        let exchange = async {
+            let response = client.request(request).await.context("GetObject failed")?;
+            let status = response.status();
+            anyhow::ensure!(status.is_success(), "GetObject answered {status}");
+            let body = http_body_util::Limited::new(response.into_body(), n)
+                .collect()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the object failed: {e}"))?;
+            Ok(body.to_bytes())
+        };
+        tokio::time::timeout(OWN_REQUEST_TTL / 6, exchange)
+            .await
+            .context("GetObject timed out")?
+    }
+}
+
+/// What HeadObject says of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Its stored length.
+    pub length: Option<i64>,
+    /// Its stored `Content-Type`.
+    pub content_type: Option<String>,
 }
 
 #[cfg(test)]
