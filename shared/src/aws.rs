@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_types::{
     SdkConfig,
@@ -29,7 +29,7 @@ use aws_types::{
     sdk_config::{SharedHttpClient, TimeoutConfig},
 };
 
-use crate::config::{ConfigError, optional, required};
+use crate::{config::ConfigError, sigv4::AwsAccess};
 
 /// The HTTPS client every SDK client uses: rustls on ring, the system's CA roots.
 pub fn http_client() -> SharedHttpClient {
@@ -43,22 +43,12 @@ pub fn http_client() -> SharedHttpClient {
 /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (what Lambda gives the function's
 /// role), and `AWS_ENDPOINT_URL` when set. Building it does no I/O.
 pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
-    let region = optional("AWS_REGION")
-        .or_else(|| optional("AWS_DEFAULT_REGION"))
-        .ok_or(ConfigError::Missing("AWS_REGION"))?;
-    // `Credentials` redacts the secret and the session token in its Debug output.
-    let credentials = Credentials::new(
-        required("AWS_ACCESS_KEY_ID")?,
-        required("AWS_SECRET_ACCESS_KEY")?,
-        optional("AWS_SESSION_TOKEN"),
-        None,
-        "environment",
-    );
+    let access = AwsAccess::from_env()?;
     // No behaviour version here: each SDK crate is built with `behavior-version-latest`,
     // which its clients apply themselves.
     let mut builder = SdkConfig::builder()
-        .region(Region::new(region))
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .region(Region::new(access.region.clone()))
+        .credentials_provider(SharedCredentialsProvider::new(access.credentials().clone()))
         .http_client(http_client())
         .timeout_config(
             TimeoutConfig::builder()
@@ -67,7 +57,7 @@ pub fn sdk_config() -> Result<SdkConfig, ConfigError> {
                 .operation_timeout(Duration::from_secs(5))
                 .build(),
         );
-    if let Some(endpoint) = optional("AWS_ENDPOINT_URL") {
+    if let Some(endpoint) = access.endpoint {
         builder = builder.endpoint_url(endpoint);
     }
     Ok(builder.build())

@@ -65,6 +65,11 @@ impl AwsAccess {
         Ok(Self::new(credentials, region, optional("AWS_ENDPOINT_URL")))
     }
 
+    /// The credentials (their `Debug` redacts the secret and the session token).
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
     /// Signs a request to `service` now; the instructions say what to add to it (headers,
     /// or query parameters for a presigned URL, as `settings` choose).
     pub fn sign(
