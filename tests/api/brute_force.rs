@@ -94,6 +94,42 @@ async fn five_failures_lock_known_and_unknown_emails_alike(db: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn spellings_that_reach_an_account_share_its_lockout(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.user("alice@example.com").await;
+    // The database folds `İ` (U+0130) to `i`, so each spelling reaches Alice's account;
+    // Rust's `to_lowercase` folds it to `i` + U+0307, which once made a separate counter
+    // per spelling and so a fresh attempt budget.
+    let spellings = [
+        "alİce@example.com",
+        "ALİCE@example.com",
+        "alice@example.com",
+        " Alice@Example.com ",
+        "alİce@example.com",
+    ];
+    for email in spellings {
+        let r = app.login(email, "wrong password, wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{email}");
+    }
+    for email in [
+        "alİce@example.com",
+        "alice@example.com",
+        "Alİce@example.com",
+    ] {
+        assert_eq!(
+            app.login(email, PASSWORD).await.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{email} got past the lock"
+        );
+    }
+    let counters: i64 = sqlx::query_scalar("SELECT count(*) FROM login_attempts")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(counters, 1, "one counter for one account");
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn concurrent_guesses_get_no_more_than_five_checks(db: PgPool) {
     let app = TestApp::new(db).await;
     app.user("ada@example.com").await;

@@ -12,6 +12,7 @@ mod brute_force;
 mod e2e;
 mod events;
 mod headers;
+mod hostile_input;
 mod notifications;
 mod outbox;
 mod platform;

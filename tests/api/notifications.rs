@@ -185,7 +185,7 @@ async fn bad_limits_and_cursors_are_client_errors(db: PgPool) {
         Some(&tokens.access_token),
     )
     .await
-    .problem(StatusCode::BAD_REQUEST);
+    .problem(StatusCode::UNPROCESSABLE_ENTITY);
     for cursor in ["garbage", "eyJ0IjoxfQ", "%27%20OR%201%3D1"] {
         app.get(
             &format!("/api/v1/notifications?cursor={cursor}"),

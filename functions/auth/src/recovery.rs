@@ -122,7 +122,7 @@ pub async fn confirm_reset(
     )
     .await?;
     tx.commit().await?;
-    throttle::clear_login(&state.db, &throttle::email_key(owner.as_str())).await?;
+    throttle::clear_login(&state.db, owner.as_str()).await?;
     tracing::info!(user_id = %user, "password reset");
     Ok(StatusCode::NO_CONTENT)
 }

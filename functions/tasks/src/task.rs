@@ -4,7 +4,10 @@
 //! request by parsers that report every invalid field at once (a 422 with `errors`).
 
 use serde::{Deserialize, Deserializer, Serialize};
-use shared::http::error::{ApiError, FieldError};
+use shared::http::{
+    error::{ApiError, FieldError},
+    timestamp::Timestamp,
+};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -90,11 +93,6 @@ impl Task {
         format!("\"{}\"", self.version)
     }
 }
-
-/// An RFC 3339 timestamp in a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Timestamp(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
 
 /// A request to create a task.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -263,7 +261,7 @@ impl CreateTask {
                 description,
                 status: self.status,
                 priority: self.priority,
-                due_at: self.due_at.map(|t| t.0),
+                due_at: self.due_at.map(Timestamp::get),
                 tags,
             }),
             _ => Err(ApiError::Validation(errors)),
@@ -302,7 +300,7 @@ impl PatchTask {
             Some(Some(p)) => next.priority = p,
         }
         if let Some(due) = self.due_at {
-            next.due_at = due.map(|t| t.0);
+            next.due_at = due.map(Timestamp::get);
         }
         if let Some(tags) = self.tags {
             match parse_tags(tags.unwrap_or_default()) {

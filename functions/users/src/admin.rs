@@ -56,10 +56,10 @@ pub struct UserUpdate {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of users", body = Page<User>),
-        (status = 400, description = "Invalid cursor or filter", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter or limit", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(admin_id = %admin.id))]

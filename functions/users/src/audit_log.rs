@@ -7,6 +7,7 @@ use shared::{
         error::{ApiResult, Problem},
         extract::{Json, Query},
         pagination::{self, CreatedKey, Page, PageSize},
+        timestamp::Timestamp,
     },
     identity::{audit::AuditKind, guard::Admin},
 };
@@ -53,9 +54,8 @@ pub struct AuditParams {
     /// Only events about this user.
     pub target_id: Option<Uuid>,
     /// Only events at or after this time (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
-    pub since: Option<OffsetDateTime>,
+    pub since: Option<Timestamp>,
     /// Page size, 1 to 100 (default 20).
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -71,10 +71,10 @@ pub struct AuditParams {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of audit events", body = Page<AuditEventView>),
-        (status = 400, description = "Invalid cursor or filter", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter or limit", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(admin_id = %admin.id))]
@@ -103,7 +103,7 @@ pub async fn list(
         params.kind.map(AuditKind::as_str),
         params.actor_id,
         params.target_id,
-        params.since,
+        params.since.map(Timestamp::get),
         after.map(|k| k.t),
         after.map(|k| k.id),
         size.fetch(),

@@ -128,13 +128,12 @@ pub async fn change_password(
 
     // A stolen access token must not become a password oracle: wrong current passwords
     // count towards the same lockout as failed logins.
-    let key = throttle::email_key(email.as_str());
-    throttle::begin_login(&state.db, &key, state.lockout).await?;
+    throttle::begin_login(&state.db, email.as_str(), state.lockout).await?;
     if !password::verify_or_dummy(change.current_password, row.password_hash).await? {
-        throttle::login_failed(&state.db, &key, state.lockout).await?;
+        throttle::login_failed(&state.db, email.as_str(), state.lockout).await?;
         return Err(ApiError::Forbidden);
     }
-    throttle::clear_login(&state.db, &key).await?;
+    throttle::clear_login(&state.db, email.as_str()).await?;
     let hash = password::hash(new.into_inner()).await?;
 
     let mut tx = state.db.begin().await?;

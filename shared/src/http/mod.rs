@@ -12,6 +12,7 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod pagination;
+pub mod timestamp;
 
 use axum::{
     Router,
@@ -43,6 +44,7 @@ pub fn app(router: Router) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(problem_bodies))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(request_context))
@@ -83,6 +85,40 @@ async fn security_headers(request: Request, next: Next) -> Response {
     set(header::REFERRER_POLICY, "no-referrer");
     set(header::CONTENT_SECURITY_POLICY, CSP_API);
     response
+}
+
+/// Turns a plain-text error response (an axum extractor's own rejection, such as a body
+/// over the limit for a handler that takes raw bytes) into problem+json, keeping its
+/// status and headers: every error a client sees has the same shape. Responses a
+/// handler shaped itself (problem+json, the health report's JSON) pass unchanged.
+async fn problem_bodies(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let problem = error::Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: (!detail.is_empty()).then_some(detail),
+        request_id: crate::telemetry::current_request_id(),
+        errors: Vec::new(),
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(error::PROBLEM_JSON),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 async fn no_route(request: Request) -> ApiError {

@@ -131,7 +131,7 @@ impl CursorSigner {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CreatedKey {
     /// The last item's creation time.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::http::timestamp::rfc3339")]
     pub t: OffsetDateTime,
     /// The last item's id (tie-breaker).
     pub id: Uuid,

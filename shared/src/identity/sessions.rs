@@ -50,8 +50,7 @@ pub async fn verify_credentials(
     password: String,
     lockout: Lockout,
 ) -> Result<Account, ApiError> {
-    let email_key = throttle::email_key(email);
-    throttle::begin_login(db, &email_key, lockout).await?;
+    throttle::begin_login(db, email, lockout).await?;
     let account = sqlx::query!(
         r#"SELECT id AS "id: UserId", password_hash, role AS "role: Role"
            FROM users WHERE lower(email) = lower($1)"#,
@@ -73,7 +72,7 @@ pub async fn verify_credentials(
             AuditEvent::anonymous(AuditKind::LoginFailed, target),
         )
         .await?;
-        if throttle::login_failed(db, &email_key, lockout).await? {
+        if throttle::login_failed(db, email, lockout).await? {
             audit::record(
                 db,
                 client,
@@ -85,7 +84,7 @@ pub async fn verify_credentials(
         tracing::info!("login refused");
         return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
     };
-    throttle::clear_login(db, &email_key).await?;
+    throttle::clear_login(db, email).await?;
     Ok(Account {
         id: account.id,
         role: account.role,

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 
@@ -150,20 +149,26 @@ impl Default for Lockout {
     }
 }
 
-/// The key an email's attempts are counted under: its lower-cased SHA-256, so the table
-/// never holds the addresses people typed.
-pub fn email_key(email: &str) -> Vec<u8> {
-    Sha256::digest(email.trim().to_lowercase().as_bytes()).to_vec()
+// The key an email's attempts are counted under is the SHA-256 of its lower-cased form,
+// so the table never holds the addresses people typed. It is computed by Postgres, with
+// the same `lower()` as the unique index on `users` and every account lookup: one
+// normalisation decides both which account an address reaches and which counter it
+// spends, so no spelling (`alİce`, `ALICE`) reaches an account under another counter.
+// (Rust's `to_lowercase` folds some letters differently from the database's.)
+
+/// The address as every lookup and counter takes it: without surrounding whitespace.
+fn trimmed(email: &str) -> &str {
+    email.trim()
 }
 
 /// Reserves a login attempt for an email before its password is checked. `Err(429)`
 /// while the email is locked, or when the attempts in flight already reach the limit
 /// (so a burst of concurrent guesses gets no more than `max_failures` checks).
 #[tracing::instrument(skip_all)]
-pub async fn begin_login(db: &PgPool, key: &[u8], rule: Lockout) -> Result<(), ApiError> {
+pub async fn begin_login(db: &PgPool, email: &str, rule: Lockout) -> Result<(), ApiError> {
     let row = sqlx::query!(
         r#"INSERT INTO login_attempts AS a (email_key, attempts, window_started_at)
-           VALUES ($1, 1, now())
+           VALUES (sha256(convert_to(lower($1), 'UTF8')), 1, now())
            ON CONFLICT (email_key) DO UPDATE SET
              attempts = CASE
                WHEN a.locked_until > now() THEN a.attempts
@@ -177,7 +182,7 @@ pub async fn begin_login(db: &PgPool, key: &[u8], rule: Lockout) -> Result<(), A
                ELSE a.window_started_at END,
              locked_until = CASE WHEN a.locked_until > now() THEN a.locked_until END
            RETURNING attempts, window_started_at, locked_until"#,
-        key,
+        trimmed(email),
         rule.window.as_secs_f64(),
     )
     .fetch_one(db)
@@ -198,13 +203,14 @@ pub async fn begin_login(db: &PgPool, key: &[u8], rule: Lockout) -> Result<(), A
 /// Records that the reserved attempt failed. Returns `true` when this failure locked
 /// the email (for the audit log).
 #[tracing::instrument(skip_all)]
-pub async fn login_failed(db: &PgPool, key: &[u8], rule: Lockout) -> Result<bool, sqlx::Error> {
+pub async fn login_failed(db: &PgPool, email: &str, rule: Lockout) -> Result<bool, sqlx::Error> {
     let locked = sqlx::query_scalar!(
         r#"UPDATE login_attempts
            SET locked_until = now() + make_interval(secs => $3)
-           WHERE email_key = $1 AND attempts >= $2 AND locked_until IS NULL
+           WHERE email_key = sha256(convert_to(lower($1), 'UTF8'))
+             AND attempts >= $2 AND locked_until IS NULL
            RETURNING locked_until"#,
-        key,
+        trimmed(email),
         rule.max_failures as i32,
         rule.lock_for.as_secs_f64(),
     )
@@ -214,10 +220,13 @@ pub async fn login_failed(db: &PgPool, key: &[u8], rule: Lockout) -> Result<bool
 }
 
 /// Clears an email's attempts after a successful login or a password reset.
-pub async fn clear_login(db: &PgPool, key: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM login_attempts WHERE email_key = $1", key)
-        .execute(db)
-        .await?;
+pub async fn clear_login(db: &PgPool, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "DELETE FROM login_attempts WHERE email_key = sha256(convert_to(lower($1), 'UTF8'))",
+        trimmed(email)
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -255,11 +264,5 @@ mod tests {
         for bad in ["", "20", "0/60", "20/0", "a/b", "-1/60", "20/60/1"] {
             assert!(Limit::parse("X", bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn email_keys_ignore_case_and_padding() {
-        assert_eq!(email_key(" Ada@Example.com"), email_key("ada@example.com"));
-        assert_ne!(email_key("ada@example.com"), email_key("bob@example.com"));
     }
 }

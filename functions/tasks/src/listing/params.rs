@@ -7,8 +7,9 @@ use sha2::{Digest, Sha256};
 use shared::http::{
     error::{ApiError, FieldError},
     pagination::PageSize,
+    timestamp,
 };
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use utoipa::IntoParams;
 
 use crate::task::{Priority, Status, TAG_MAX};
@@ -171,12 +172,8 @@ fn parse_list<T>(
 }
 
 fn instant(raw: Option<&str>, field: &'static str) -> Result<Option<OffsetDateTime>, FieldError> {
-    raw.map(|r| {
-        OffsetDateTime::parse(r.trim(), &Rfc3339).map_err(|_| {
-            FieldError::new(field, "invalid_datetime", "must be an RFC 3339 date-time")
-        })
-    })
-    .transpose()
+    raw.map(|r| timestamp::parse(r).map_err(|why| FieldError::new(field, "invalid_datetime", why)))
+        .transpose()
 }
 
 impl ListParams {
