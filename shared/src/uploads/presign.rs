@@ -135,6 +135,27 @@ const OWN_REQUEST_TTL: Duration = Duration::from_secs(60);
 
 #[cfg(feature = "outbound")]
 impl Presigner {
+    /// Presigns `method` on `key` and sends it at once without a body, within a sixth
+    /// of the signature's lifetime; `operation` names the S3 call in errors.
+    async fn send_bodiless(
+        &self,
+        client: &crate::outbound::HttpsClient,
+        method: http::Method,
+        key: &str,
+        operation: &str,
+    ) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
+        let signed = self.presign(method.as_str(), key, &[], &[], OWN_REQUEST_TTL)?;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(signed.url)
+            .body(http_body_util::Empty::new())
+            .with_context(|| format!("a {operation} request"))?;
+        tokio::time::timeout(OWN_REQUEST_TTL / 6, client.request(request))
+            .await
+            .with_context(|| format!("{operation} timed out"))?
+            .with_context(|| format!("{operation} failed"))
+    }
+
     /// Deletes an object (a presigned `DELETE` sent at once). Deleting a missing object
     /// succeeds, as in S3.
     pub async fn delete_object(
@@ -142,15 +163,10 @@ impl Presigner {
         client: &crate::outbound::HttpsClient,
         key: &str,
     ) -> anyhow::Result<()> {
-        let signed = self.presign("DELETE", key, &[], &[], OWN_REQUEST_TTL)?;
-        let request = http::Request::delete(signed.url)
-            .body(http_body_util::Empty::new())
-            .context("a DELETE request")?;
-        let response = tokio::time::timeout(OWN_REQUEST_TTL / 6, client.request(request))
-            .await
-            .context("DeleteObject timed out")?
-            .context("DeleteObject failed")?;
-        let status = response.status();
+        let status = self
+            .send_bodiless(client, http::Method::DELETE, key, "DeleteObject")
+            .await?
+            .status();
         anyhow::ensure!(
             status.is_success() || status == http::StatusCode::NOT_FOUND,
             "DeleteObject answered {status}"
@@ -165,14 +181,9 @@ impl Presigner {
         client: &crate::outbound::HttpsClient,
         key: &str,
     ) -> anyhow::Result<Option<ObjectHead>> {
-        let signed = self.presign("HEAD", key, &[], &[], OWN_REQUEST_TTL)?;
-        let request = http::Request::head(signed.url)
-            .body(http_body_util::Empty::new())
-            .context("a HEAD request")?;
-        let response = tokio::time::timeout(OWN_REQUEST_TTL / 6, client.request(request))
-            .await
-            .context("HeadObject timed out")?
-            .context("HeadObject failed")?;
+        let response = self
+            .send_bodiless(client, http::Method::HEAD, key, "HeadObject")
+            .await?;
         let status = response.status();
         if status == http::StatusCode::NOT_FOUND {
             return Ok(None);
