@@ -291,6 +291,42 @@ async fn content_that_lies_about_its_type_is_rejected_and_deleted(db: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn a_rejected_key_never_keeps_what_is_put_on_it_later(db: PgPool) {
+    let (s3, app) = signing_app(db).await;
+    let text = b"this is not a png, just text....".to_vec();
+    let (token, r) = start(&app, "ada@example.com", png_request(text.len())).await;
+    let ticket: Value = r.json();
+    let id = ticket["id"].as_str().unwrap();
+    let key = key_of(&app.db, id).await;
+    let processor = app.processor(s3.target(), "uploads");
+    let event = sqs_batch(&[s3_put_event("uploads", &key, text.len() as u64)]);
+    assert_eq!(
+        put(&ticket, text.clone(), None, None).await,
+        reqwest::StatusCode::OK
+    );
+    invoke_processor(&processor, event.clone()).await;
+    assert!(!object_exists(&s3, &key).await, "rejected object deleted");
+
+    // The URL is still valid and the emptied key passes `If-None-Match: *`.
+    assert_eq!(
+        put(&ticket, text, None, None).await,
+        reqwest::StatusCode::OK
+    );
+    assert!(object_exists(&s3, &key).await);
+    let report = invoke_processor(&processor, event).await;
+    assert_eq!(report["batchItemFailures"], json!([]));
+    assert!(
+        !object_exists(&s3, &key).await,
+        "an object on a rejected key is removed, never kept unchecked"
+    );
+    let upload: Value = app
+        .get(&format!("/api/v1/uploads/{id}"), Some(&token))
+        .await
+        .json();
+    assert_eq!(upload["status"], "rejected");
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
     let (s3, app) = signing_app(db).await;
     let (token, r) = start(&app, "ada@example.com", png_request(PNG.len())).await;

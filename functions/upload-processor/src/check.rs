@@ -4,7 +4,8 @@
 //! refuse is content that lies about its type. So the real object is inspected: its
 //! stored length and type must equal the declared ones, and its first bytes must look
 //! like the declared type (a PNG starts with the PNG signature). A rejected object is
-//! deleted. Every step is idempotent: a duplicate event finds the upload decided.
+//! deleted, and so is anything put on a rejected key later (the presigned URL outlives
+//! the rejection). Every step is idempotent: a duplicate event finds the upload decided.
 //!
 //! The decisions are `shared::uploads::arrivals`' pure functions ([`on_arrival`],
 //! [`judge`]); this module does the I/O around them.
@@ -58,6 +59,12 @@ pub async fn process_object(
         (Arrival::DeleteExpired, _) => {
             delete_object(state, &key).await?;
             return Ok(Outcome::Ignored("upload had expired"));
+        }
+        (Arrival::DeleteRejected, _) => {
+            delete_object(state, &key).await?;
+            return Ok(Outcome::Ignored(
+                "upload was rejected; nothing uploaded since is kept",
+            ));
         }
         (Arrival::Duplicate, _) => return Ok(Outcome::Duplicate),
         (Arrival::Ignore | Arrival::Inspect, _) => {

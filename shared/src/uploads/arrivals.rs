@@ -64,7 +64,11 @@ pub enum Arrival {
     DeleteOrphan,
     /// Its upload expired before it came: nobody is waiting for it. Remove it.
     DeleteExpired,
-    /// Its upload was decided already (a duplicate event).
+    /// Its upload was rejected. Either a duplicate event for the object deleted then, or
+    /// a second PUT through the still-valid URL onto the emptied key (`If-None-Match: *`
+    /// passes there): nothing was inspected, so nothing may stay. Remove it.
+    DeleteRejected,
+    /// Its upload is ready: a duplicate event (the ready object blocks another PUT).
     Duplicate,
     /// Not a key we issued: not ours to touch.
     Ignore,
@@ -72,12 +76,13 @@ pub enum Arrival {
 
 /// Decides from the upload's recorded status (none: no row) and whether the key has the
 /// issued shape. Keys are recorded before they are signed, so a key of our shape with no
-/// row was issued and then deleted.
+/// row was issued and then deleted. Only a `ready` upload ever keeps an object.
 pub fn on_arrival(status: Option<UploadStatus>, issued_shape: bool) -> Arrival {
     match status {
         Some(UploadStatus::Pending) => Arrival::Inspect,
         Some(UploadStatus::Expired) => Arrival::DeleteExpired,
-        Some(UploadStatus::Ready | UploadStatus::Rejected) => Arrival::Duplicate,
+        Some(UploadStatus::Rejected) => Arrival::DeleteRejected,
+        Some(UploadStatus::Ready) => Arrival::Duplicate,
         None if issued_shape => Arrival::DeleteOrphan,
         None => Arrival::Ignore,
     }
@@ -181,7 +186,7 @@ mod tests {
             (Some(Pending), true, Inspect),
             (Some(Expired), true, DeleteExpired),
             (Some(Ready), true, Duplicate),
-            (Some(Rejected), true, Duplicate),
+            (Some(Rejected), true, DeleteRejected),
             (None, true, DeleteOrphan),
             (None, false, Ignore),
         ];
