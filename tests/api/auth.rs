@@ -9,17 +9,29 @@ use sqlx::PgPool;
 async fn register_login_me_refresh_reuse_logout(db: PgPool) {
     let app = TestApp::new(db).await;
 
-    // Register.
+    // Register: 202 and no body, as for a taken address (the account is in /me).
     let registered = app
         .register("ada@example.com", PASSWORD, "Ada Lovelace")
         .await;
     assert_eq!(
         registered.status,
-        StatusCode::CREATED,
+        StatusCode::ACCEPTED,
         "{}",
         registered.text()
     );
-    let user: Value = registered.json();
+    assert_eq!(registered.text(), "");
+
+    // Login (email in another case).
+    let login = app.login("ADA@example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text());
+    let first: Tokens = login.json();
+    assert_eq!(first.token_type, "Bearer");
+    assert_eq!(first.expires_in, 900);
+
+    // Me.
+    let me = app.me(&first.access_token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    let user: Value = me.json();
     assert_eq!(user["email"], "ada@example.com");
     assert_eq!(user["name"], "Ada Lovelace");
     assert_eq!(user["role"], "user");
@@ -33,18 +45,6 @@ async fn register_login_me_refresh_reuse_logout(db: PgPool) {
         user.get("password_hash").is_none(),
         "the hash must never leave the server"
     );
-
-    // Login (email in another case).
-    let login = app.login("ADA@example.com", PASSWORD).await;
-    assert_eq!(login.status, StatusCode::OK, "{}", login.text());
-    let first: Tokens = login.json();
-    assert_eq!(first.token_type, "Bearer");
-    assert_eq!(first.expires_in, 900);
-
-    // Me.
-    let me = app.me(&first.access_token).await;
-    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
-    assert_eq!(me.json::<Value>()["id"], user["id"]);
 
     // Refresh rotates.
     let refreshed = app.refresh(&first.refresh_token).await;
@@ -106,37 +106,59 @@ async fn sessions_are_independent(db: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn duplicate_and_case_variant_registrations_conflict(db: PgPool) {
+async fn a_taken_address_gets_the_same_answer_and_its_owner_an_email(db: PgPool) {
     let app = TestApp::new(db).await;
-    assert_eq!(
-        app.register("Ada@Example.com", PASSWORD, "Ada")
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    for email in [
-        "Ada@Example.com",
-        "ada@example.com",
-        "ADA@EXAMPLE.COM",
-        "  ada@example.com  ",
-    ] {
-        let problem = app
-            .register(email, PASSWORD, "Ada")
-            .await
-            .problem(StatusCode::CONFLICT);
-        assert!(
-            problem["detail"]
-                .as_str()
-                .unwrap()
-                .contains("already exists"),
-            "{problem}"
+    let first = app.register("Ada@Example.com", PASSWORD, "Ada").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    app.run_worker().await;
+    let before = app.mailbox().len();
+
+    let other_password = "a different passphrase entirely";
+    for email in ["Ada@Example.com", "ADA@EXAMPLE.COM", "  ada@example.com  "] {
+        let again = app.register(email, other_password, "Mallory").await;
+        assert_eq!(
+            (again.status, again.text()),
+            (first.status, first.text()),
+            "a taken address is answered as a new one"
         );
     }
+    let fresh = app.register("grace@example.com", PASSWORD, "Grace").await;
+    assert_eq!((fresh.status, fresh.text()), (first.status, first.text()));
+
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, 2);
+    // Nothing about the account changed: its password and name stand.
+    let tokens: Tokens = app.login("ada@example.com", PASSWORD).await.json();
+    assert_eq!(
+        app.me(&tokens.access_token).await.json::<Value>()["name"],
+        "Ada"
+    );
+    app.login("ada@example.com", other_password)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+
+    // The owner hears about each attempt, with the way back in and no link to act on.
+    app.run_worker().await;
+    let mails = app.mailbox();
+    let notices: Vec<_> = mails[before..]
+        .iter()
+        .filter(|m| m.to.eq_ignore_ascii_case("ada@example.com"))
+        .collect();
+    assert_eq!(notices.len(), 3, "{mails:?}");
+    for notice in notices {
+        assert_eq!(notice.subject, "Your email address already has an account");
+        assert!(
+            notice
+                .text
+                .contains("https://app.example.com/forgot-password")
+                && !notice.text.contains("token="),
+            "{}",
+            notice.text
+        );
+    }
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -237,7 +237,7 @@ async fn limits_hold_under_concurrent_requests(db: PgPool) {
     assert_eq!(
         statuses
             .iter()
-            .filter(|s| **s == StatusCode::CREATED)
+            .filter(|s| **s == StatusCode::ACCEPTED)
             .count(),
         3,
         "{statuses:?}"

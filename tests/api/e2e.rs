@@ -163,7 +163,7 @@ async fn the_api_works_through_cargo_lambda_watch(db: PgPool) {
         .unwrap();
     assert_eq!(
         registered.status(),
-        StatusCode::CREATED,
+        StatusCode::ACCEPTED,
         "{}",
         watch.log_tail()
     );

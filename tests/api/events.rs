@@ -43,7 +43,7 @@ const SAMPLE_UPLOAD_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000bb";
 
 /// The HTTP samples and the status each must produce.
 const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
-    ("auth/register.json", Function::Auth, StatusCode::CREATED),
+    ("auth/register.json", Function::Auth, StatusCode::ACCEPTED),
     (
         "auth/register-malformed.json",
         Function::Auth,

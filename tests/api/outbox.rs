@@ -25,7 +25,7 @@ async fn registration_survives_an_unreachable_queue_and_the_sweep_delivers_later
     let registered = app.register("ada@example.com", PASSWORD, "Ada").await;
     assert_eq!(
         registered.status,
-        StatusCode::CREATED,
+        StatusCode::ACCEPTED,
         "{}",
         registered.text()
     );
@@ -70,18 +70,40 @@ async fn relayed_messages_are_not_swept_again(db: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn a_failed_registration_leaves_no_message(db: PgPool) {
+async fn a_registration_that_fails_midway_leaves_nothing(db: PgPool) {
     let app = TestApp::new(db).await;
-    app.user("ada@example.com").await;
-    app.run_worker().await;
-    // The duplicate is refused, and its transaction (user + outbox row) rolled back whole.
+    // The second outbox write fails: by then the account, its audit event and the first
+    // message are written, and all of it must roll back with the transaction.
+    sqlx::raw_sql(
+        "CREATE FUNCTION fail_second_message() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT 1 FROM outbox) THEN RAISE EXCEPTION 'injected failure'; END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER fail_second_message BEFORE INSERT ON outbox
+           FOR EACH ROW EXECUTE FUNCTION fail_second_message();",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
     app.register("ada@example.com", PASSWORD, "Ada")
         .await
-        .problem(StatusCode::CONFLICT);
-    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(&app.db)
+        .problem(StatusCode::INTERNAL_SERVER_ERROR);
+    for table in ["users", "outbox", "audit_events"] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "{table} kept a row of the failed registration");
+    }
+    assert_eq!(app.run_worker().await, 0);
+
+    // Nothing half-done holds the address: registering again works whole.
+    sqlx::raw_sql("DROP TRIGGER fail_second_message ON outbox")
+        .execute(&app.db)
         .await
         .unwrap();
-    assert_eq!(outbox, 2, "only the first registration's two messages");
-    assert_eq!(app.run_worker().await, 0);
+    app.user("ada@example.com").await;
+    assert_eq!(pending(&app.db).await, 0, "both messages relayed");
+    assert_eq!(app.run_worker().await, 2);
 }

@@ -401,7 +401,7 @@ async fn account_emails_go_out_through_ses(db: PgPool) {
     let reset = || app.post("/api/v1/auth/password-reset", &body, None);
 
     // The sender is not verified yet: SES refuses, the record is reported for a retry,
-    // and no token is left behind.
+    // and no usable token is left behind.
     reset().await;
     let event = app
         .queue
@@ -413,11 +413,12 @@ async fn account_emails_go_out_through_ses(db: PgPool) {
         1,
         "{response}"
     );
-    let tokens: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM user_tokens WHERE purpose = 'password_reset'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let tokens: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM user_tokens WHERE purpose = 'password_reset' AND used_at IS NULL",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     assert_eq!(tokens, 0);
 
     // Verified: the email goes out through SES with a working link.
@@ -460,4 +461,107 @@ async fn account_emails_go_out_through_ses(db: PgPool) {
         )
         .await;
     assert_eq!(confirm.status, StatusCode::NO_CONTENT, "{}", confirm.text());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_emailed_link_works_even_when_recording_the_send_fails(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let registered = app.register("ada@example.com", PASSWORD, "Ada").await;
+    assert_eq!(registered.status, StatusCode::ACCEPTED);
+    // Recording a message as handled fails when it commits, after the email went out.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE CONSTRAINT TRIGGER refuse_handled AFTER INSERT ON processed_messages
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let event = app
+        .queue
+        .receive_event(std::time::Duration::from_secs(1))
+        .await;
+    let response = api_tests::lambda::invoke_worker(&app.db, event.clone()).await;
+    // Both records (welcome, verification) are reported for a retry...
+    assert_eq!(
+        response["batchItemFailures"].as_array().unwrap().len(),
+        2,
+        "{response}"
+    );
+    // ...but the email is out, and its link already works.
+    let mails = app.mailbox();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let text = &mails[0].text;
+    let token = &text[text.find("token=").unwrap() + "token=".len()..];
+    let token = token.split_whitespace().next().unwrap();
+    let verified = app
+        .post("/api/v1/auth/verify-email", &json!({"token": token}), None)
+        .await;
+    assert_eq!(
+        verified.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        verified.text()
+    );
+
+    // The retry finds the address verified: no second email.
+    sqlx::raw_sql("DROP TRIGGER refuse_handled ON processed_messages")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let response = api_tests::lambda::invoke_worker(&app.db, event).await;
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    assert_eq!(app.mailbox().len(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_second_delivery_waits_while_the_first_is_sending(db: PgPool) {
+    let app = TestApp::new(db).await;
+    app.register("ada@example.com", PASSWORD, "Ada").await;
+    let event = app
+        .queue
+        .receive_event(std::time::Duration::from_secs(1))
+        .await;
+    // A delivery that committed its token and is still sending (or died sending).
+    let verify = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["body"].as_str().unwrap().contains("verify_email"))
+        .unwrap()
+        .clone();
+    let message_id = serde_json::from_str::<Value>(verify["body"].as_str().unwrap()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sqlx::query(
+        "INSERT INTO user_tokens (token_hash, user_id, purpose, email, expires_at, message_id)
+         SELECT sha256('in flight'), id, 'email_verification', email, now() + interval '30 minutes', $1::uuid
+         FROM users",
+    )
+    .bind(&message_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let batch = json!({"Records": [verify]});
+    let response = api_tests::lambda::invoke_worker(&app.db, batch.clone()).await;
+    assert_eq!(
+        response["batchItemFailures"].as_array().unwrap().len(),
+        1,
+        "{response}"
+    );
+    assert!(
+        app.mailbox().is_empty(),
+        "no second link while one is sending"
+    );
+
+    // Past the lease (that delivery died): the redelivery sends a fresh link.
+    sqlx::query("UPDATE user_tokens SET created_at = now() - interval '2 minutes'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let response = api_tests::lambda::invoke_worker(&app.db, batch).await;
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    assert_eq!(app.mailbox().len(), 1);
 }

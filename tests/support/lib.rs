@@ -189,7 +189,11 @@ impl TestApp {
         config: TokenConfig,
     ) -> Self {
         // Test database names are reused across runs: start with an empty mailbox.
-        let _ = std::fs::remove_dir_all(lambda::mail_dir(&db));
+        // A fresh, existing mailbox: a stale one from an earlier run with the same
+        // database name would fake mail, and a missing one must read as an error.
+        let mail_dir = lambda::mail_dir(&db);
+        let _ = std::fs::remove_dir_all(&mail_dir);
+        std::fs::create_dir_all(&mail_dir).expect("the test mailbox can be created");
         Self {
             auth: shared::http::app(auth::router(auth::AppState::new(
                 db.clone(),
@@ -355,7 +359,7 @@ impl TestApp {
         let registered = self.register(email, PASSWORD, "Test User").await;
         assert_eq!(
             registered.status,
-            StatusCode::CREATED,
+            StatusCode::ACCEPTED,
             "{}",
             registered.text()
         );
@@ -398,11 +402,12 @@ impl TestApp {
         self.get("/api/v1/auth/me", Some(access_token)).await
     }
 
-    /// Every email the worker has sent for this app, oldest first.
+    /// Every email the worker has sent for this app, oldest first. The folder exists from
+    /// the start, so one that cannot be read fails the test instead of reading as "no mail".
     pub fn mailbox(&self) -> Vec<Mail> {
-        let Ok(dir) = std::fs::read_dir(lambda::mail_dir(&self.db)) else {
-            return Vec::new();
-        };
+        let path = lambda::mail_dir(&self.db);
+        let dir = std::fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("cannot read the mailbox {}: {e}", path.display()));
         let mut files: Vec<_> = dir
             .filter_map(Result::ok)
             .map(|e| e.path())

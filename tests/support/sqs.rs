@@ -136,14 +136,18 @@ impl Queue {
     /// Deletes every received message the worker did not report as failed, as Lambda's
     /// event source mapping does.
     pub async fn delete_succeeded(&self, response: &Value) {
+        // A handler's answer always has the list (empty when all succeeded): a missing one
+        // is a broken handler, not a batch that succeeded.
         let failed: Vec<&str> = response["batchItemFailures"]
             .as_array()
-            .map(|f| {
-                f.iter()
-                    .filter_map(|i| i["itemIdentifier"].as_str())
-                    .collect()
+            .unwrap_or_else(|| panic!("no batchItemFailures in {response}"))
+            .iter()
+            .map(|i| {
+                i["itemIdentifier"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a failure without an itemIdentifier: {i}"))
             })
-            .unwrap_or_default();
+            .collect();
         let to_delete: Vec<String> = {
             let mut receipts = self.receipts.lock().expect("lock");
             let ids: Vec<String> = receipts

@@ -74,15 +74,19 @@ impl RegisterRequest {
 }
 
 /// Creates an account and queues the welcome notification and the verification email.
+///
+/// A taken address gets the same 202 after the same work (a password hash, one
+/// transaction, queued mail), so the answer says nothing about which addresses have
+/// accounts; the owner of the address is emailed that someone tried, with the way to
+/// reset the password. Either way the next step is in the inbox.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/register",
     tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created", body = User),
+        (status = 202, description = "Accepted: a new address gets its account and a verification email; a taken one gets an email telling its owner (the answer is the same, so it reveals no accounts)"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields; a refused password names the rule (`too_short`, `common_password`, `contains_email`, ...)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many registrations from this address", body = Problem, content_type = "application/problem+json"),
     )
@@ -92,7 +96,7 @@ pub async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
-) -> ApiResult<(StatusCode, Json<User>)> {
+) -> ApiResult<StatusCode> {
     throttle::hit(
         &state.db,
         "register",
@@ -101,28 +105,36 @@ pub async fn register(
     )
     .await?;
     let new = request.parse()?;
-    // Hash before touching the database: the answer takes as long for a duplicate.
+    // Hash before touching the database, taken address or not: the answer takes as long.
     let hash = password::hash(new.password.into_inner()).await?;
 
     let mut tx = state.db.begin().await?;
-    let user = accounts::create(&mut tx, &new.email, &new.name, &hash).await?;
-    let welcome = NotificationMessage::welcome(user.id, &user.name);
-    let verify = AccountEmailMessage::new(AccountEmailKind::VerifyEmail, &user.email);
-    let pending = vec![
-        outbox::enqueue(&mut tx, &welcome).await?,
-        outbox::enqueue(&mut tx, &verify).await?,
-    ];
-    audit::record(
-        &mut *tx,
-        &client,
-        AuditEvent::by(AuditKind::Register, user.id),
-    )
-    .await?;
+    let pending = match accounts::create(&mut tx, &new.email, &new.name, &hash).await? {
+        Some(user) => {
+            let welcome = NotificationMessage::welcome(user.id, &user.name);
+            let verify = AccountEmailMessage::new(AccountEmailKind::VerifyEmail, &user.email);
+            audit::record(
+                &mut *tx,
+                &client,
+                AuditEvent::by(AuditKind::Register, user.id),
+            )
+            .await?;
+            tracing::info!(user_id = %user.id, "user registered");
+            vec![
+                outbox::enqueue(&mut tx, &welcome).await?,
+                outbox::enqueue(&mut tx, &verify).await?,
+            ]
+        }
+        None => {
+            let notice =
+                AccountEmailMessage::new(AccountEmailKind::RegistrationAttempt, new.email.as_str());
+            tracing::info!("registration for a taken address; its owner is told");
+            vec![outbox::enqueue(&mut tx, &notice).await?]
+        }
+    };
     tx.commit().await?;
-
-    tracing::info!(user_id = %user.id, "user registered");
     outbox::relay(&state.db, &state.publisher, pending).await;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok(StatusCode::ACCEPTED)
 }
 
 /// The current user.

@@ -1,12 +1,13 @@
 //! The `notify-worker` function: consumes the notifications queue. A notification is
-//! written to its user's inbox; an account email (password reset, email verification)
-//! gets its single-use token created here and is sent through [`mail::Mailer`].
+//! written to its user's inbox; an account email (password reset, email verification,
+//! the notice to the owner of an address someone tried to register) gets its single-use
+//! token created here and is sent through [`mail::Mailer`].
 //!
 //! Each record is handled on its own, in its own transaction, and a failed record is
 //! reported in `batchItemFailures`, so one bad message never makes SQS redeliver the
 //! whole batch. Handling is idempotent: the message id is recorded in
-//! `processed_messages` in the same transaction as the notification, so a redelivered
-//! (or twice-relayed) message changes nothing.
+//! `processed_messages` in the same transaction as the notification (for an email: after
+//! the send), so a redelivered (or twice-relayed) message changes nothing.
 //!
 //! The batch loop and the failure classes are `shared::messaging::batch`'s: retryable
 //! failures (the database is down, SES refused) come back after the visibility timeout;
@@ -116,17 +117,64 @@ async fn deliver(db: &PgPool, message: NotificationMessage) -> Result<Outcome, R
     })
 }
 
-/// Creates the single-use token and emails the link. The token row, the "handled" mark
-/// and older tokens' invalidation commit only after the mail was handed over, so a
-/// failed send leaves nothing behind and the retry starts afresh.
+/// How long a delivery that committed its token may take to send the email before
+/// another delivery of the same message may send one instead: over the function's
+/// timeout (30 s), under the queue's visibility timeout (180 s), so a redelivery after a
+/// crash never waits on it.
+const SENDING_LEASE_SECONDS: f64 = 60.0;
+
+/// What the first, transactional step decided.
+enum Prepared {
+    /// Nothing to send.
+    Done(Outcome),
+    /// Send this; its token (if any) is committed and valid.
+    Send(Mail, UserId),
+}
+
+/// Emails an account link (or the registration notice). The token is committed before
+/// the email goes out, so a link works the moment it arrives, and the message is marked
+/// handled only after the send: a failed send is retried, and a retry sends a fresh link
+/// (the older one void), never none. No transaction or row lock is held across the send.
 async fn send_account_email(
     state: &State,
     message: AccountEmailMessage,
 ) -> Result<Outcome, RecordError> {
-    let mut tx = state.db.begin().await?;
-    if !first_time(&mut tx, message.id).await? {
-        return Ok(Outcome::Duplicate);
+    let (mail, user) = match prepare_account_email(state, &message).await? {
+        Prepared::Done(outcome) => return Ok(outcome),
+        Prepared::Send(mail, user) => (mail, user),
+    };
+    if let Err(err) = state.mailer.send(message.id, &mail).await {
+        // Nobody has this link: void it, which also frees the retry from waiting on the
+        // sending lease. Best effort: an unsent token is useless without its plaintext.
+        let voided = sqlx::query!(
+            "UPDATE user_tokens SET used_at = now() WHERE message_id = $1 AND used_at IS NULL",
+            message.id,
+        )
+        .execute(&state.db)
+        .await;
+        if let Err(void_err) = voided {
+            tracing::warn!(error = %void_err, "could not void the unsent token");
+        }
+        return Err(RecordError::Retryable(
+            err.context("sending the email failed"),
+        ));
     }
+    first_time(&mut *state.db.acquire().await?, message.id).await?;
+    tracing::info!(user_id = %user, kind = ?message.kind, "account email sent");
+    Ok(Outcome::Sent)
+}
+
+/// Looks the account up and, for a link, creates its single-use token (invalidating the
+/// older ones of that purpose), in one short transaction.
+async fn prepare_account_email(
+    state: &State,
+    message: &AccountEmailMessage,
+) -> Result<Prepared, RecordError> {
+    let mut tx = state.db.begin().await?;
+    if handled(&mut tx, message.id).await? {
+        return Ok(Prepared::Done(Outcome::Duplicate));
+    }
+    // Locked so that deliveries of messages for one account take turns here.
     let Some(user) = sqlx::query!(
         r#"SELECT id AS "id: UserId", email, email_verified_at FROM users
            WHERE lower(email) = lower($1) FOR NO KEY UPDATE"#,
@@ -135,9 +183,11 @@ async fn send_account_email(
     .fetch_optional(&mut *tx)
     .await?
     else {
+        first_time(&mut tx, message.id).await?;
         tx.commit().await?;
-        return Ok(Outcome::Orphaned);
+        return Ok(Prepared::Done(Outcome::Orphaned));
     };
+    let base = &state.mail.app_base_url;
     let (purpose, path, subject) = match message.kind {
         AccountEmailKind::PasswordReset => {
             ("password_reset", "reset-password", "Reset your password")
@@ -147,10 +197,34 @@ async fn send_account_email(
             "verify-email",
             "Verify your email address",
         ),
+        AccountEmailKind::RegistrationAttempt => {
+            let text = format!(
+                "Someone tried to create an account with this email address, which already \
+                 has one.\n\nIf it was you, log in at {base}/login, or set a new password at \
+                 {base}/forgot-password if you have forgotten it.\n\n\
+                 If it was not, ignore this email: nothing about your account has changed."
+            );
+            tx.commit().await?;
+            let mail = Mail {
+                to: user.email,
+                subject: "Your email address already has an account".into(),
+                text,
+            };
+            return Ok(Prepared::Send(mail, user.id));
+        }
     };
     if message.kind == AccountEmailKind::VerifyEmail && user.email_verified_at.is_some() {
+        first_time(&mut tx, message.id).await?;
         tx.commit().await?;
-        return Ok(Outcome::NotNeeded);
+        return Ok(Prepared::Done(Outcome::NotNeeded));
+    }
+    // Another delivery of this message committed its token moments ago and is sending:
+    // let it finish. SQS brings this one back after the visibility timeout, when it finds
+    // the message handled (or, if that delivery died, sends a fresh link itself).
+    if sending(&mut tx, message.id).await? {
+        return Err(RecordError::Retryable(anyhow::anyhow!(
+            "another delivery of this message is sending it"
+        )));
     }
 
     // One live token per purpose: a new email makes the older links useless.
@@ -165,26 +239,28 @@ async fn send_account_email(
     let token = RefreshToken::generate();
     let expires_at = OffsetDateTime::now_utc() + state.mail.token_ttl;
     sqlx::query!(
-        "INSERT INTO user_tokens (token_hash, user_id, purpose, email, expires_at)
-         VALUES ($1, $2, $3::text::user_token_purpose, $4, $5)",
+        "INSERT INTO user_tokens (token_hash, user_id, purpose, email, expires_at, message_id)
+         VALUES ($1, $2, $3::text::user_token_purpose, $4, $5, $6)",
         token.hash,
         user.id.0,
         purpose,
         user.email,
         expires_at,
+        message.id,
     )
     .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
 
     let minutes = state.mail.token_ttl.as_secs().div_ceil(60);
-    let link = format!("{}/{path}?token={}", state.mail.app_base_url, token.token);
+    let link = format!("{base}/{path}?token={}", token.token);
     let text = match message.kind {
         AccountEmailKind::PasswordReset => format!(
             "Someone asked to reset the password of your account.\n\n\
              If it was you, open this link within {minutes} minutes:\n{link}\n\n\
              If it was not, ignore this email: your password has not changed."
         ),
-        AccountEmailKind::VerifyEmail => format!(
+        _ => format!(
             "Please confirm that this is your email address by opening this link within \
              {minutes} minutes:\n{link}\n\nIf you did not create an account, ignore this email."
         ),
@@ -194,12 +270,29 @@ async fn send_account_email(
         subject: subject.into(),
         text,
     };
-    state
-        .mailer
-        .send(message.id, &mail)
-        .await
-        .map_err(|e| RecordError::Retryable(e.context("sending the email failed")))?;
-    tx.commit().await?;
-    tracing::info!(user_id = %user.id, kind = ?message.kind, "account email sent");
-    Ok(Outcome::Sent)
+    Ok(Prepared::Send(mail, user.id))
+}
+
+/// Whether a message was handled before.
+async fn handled(tx: &mut PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM processed_messages
+                          WHERE consumer = $1 AND message_id = $2) AS "handled!""#,
+        CONSUMER,
+        id,
+    )
+    .fetch_one(tx)
+    .await
+}
+
+/// Whether a delivery of this message committed a token within the sending lease.
+async fn sending(tx: &mut PgConnection, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM user_tokens WHERE message_id = $1 AND used_at IS NULL
+                          AND created_at > now() - make_interval(secs => $2)) AS "sending!""#,
+        id,
+        SENDING_LEASE_SECONDS,
+    )
+    .fetch_one(tx)
+    .await
 }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::{Email, Role, SessionId, UserId, UserName, sessions};
-use crate::{db::unique_violation, http::error::ApiError};
+use crate::http::error::ApiError;
 
 /// A user account as the API shows it (to its owner and to admins).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -74,19 +74,21 @@ pub async fn find(
     }
 }
 
-/// Creates an account with a password hash; 409 when the address is taken (compared
-/// case-insensitively).
+/// Creates an account with a password hash; `None` when the address is taken (compared
+/// case-insensitively). Registration answers both the same way, so a taken address is
+/// not an error here.
 #[tracing::instrument(skip_all)]
 pub async fn create(
     tx: &mut PgConnection,
     email: &Email,
     name: &UserName,
     password_hash: &str,
-) -> Result<User, ApiError> {
+) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as!(
         User,
         r#"INSERT INTO users (id, email, name, password_hash)
            VALUES ($1, $2, $3, $4)
+           ON CONFLICT ((lower(email))) DO NOTHING
            RETURNING id AS "id: UserId", email, name, role AS "role: Role",
                      false AS "email_verified!", NULL::text AS avatar_url, created_at, updated_at"#,
         UserId::new().0,
@@ -94,14 +96,8 @@ pub async fn create(
         name.as_str(),
         password_hash,
     )
-    .fetch_one(tx)
+    .fetch_optional(tx)
     .await
-    .map_err(|e| match unique_violation(&e) {
-        Some("users_email_lower_key") => {
-            ApiError::Conflict("an account with this email already exists".into())
-        }
-        _ => e.into(),
-    })
 }
 
 /// Parses an optional new name from a PATCH body (422 naming `name` when invalid).

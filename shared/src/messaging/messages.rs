@@ -87,6 +87,9 @@ pub enum AccountEmailKind {
     PasswordReset,
     /// An email verification link (only if the address is still unverified).
     VerifyEmail,
+    /// "Someone tried to register with your address": registration answers a taken
+    /// address as it answers a new one, and tells the owner instead. No token.
+    RegistrationAttempt,
 }
 
 /// A message on the notifications queue: "email this address an account link".
