@@ -53,7 +53,9 @@ async fn register_login_me_refresh_reuse_logout(db: PgPool) {
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(app.me(&second.access_token).await.status, StatusCode::OK);
 
-    // Reusing the rotated token is theft: 401, and the whole family dies.
+    // Reusing the rotated token after the reuse window is theft: 401, and the whole
+    // family dies.
+    app.age_rotations(11).await;
     app.refresh(&first.refresh_token)
         .await
         .problem(StatusCode::UNAUTHORIZED);
@@ -81,6 +83,114 @@ async fn register_login_me_refresh_reuse_logout(db: PgPool) {
         .await
         .problem(StatusCode::UNAUTHORIZED);
     app.post("/api/v1/auth/logout", &json!({}), Some(&third.access_token))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_tabs_refreshing_with_one_token_keep_the_session(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ada = app.user("ada@example.com").await;
+
+    // Both tabs send the same cookie; both get a working pair of the same session.
+    let (a, b) = tokio::join!(
+        app.refresh(&ada.refresh_token),
+        app.refresh(&ada.refresh_token)
+    );
+    let (a, b): (Tokens, Tokens) = (a.json(), b.json());
+    assert_ne!(a.refresh_token, b.refresh_token);
+    // Still within the window (9 s of 10 gone): a third copy is fine too.
+    app.age_rotations(9).await;
+    let c: Tokens = app.refresh(&ada.refresh_token).await.json();
+    for tokens in [&a, &b, &c] {
+        assert_eq!(app.me(&tokens.access_token).await.status, StatusCode::OK);
+    }
+    let sessions: (i64, i64) = sqlx::query_as("SELECT count(*), count(revoked_at) FROM sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(sessions, (1, 0), "one live session for all the tabs");
+    // Each sibling rotates on its own.
+    let a2: Tokens = app.refresh(&a.refresh_token).await.json();
+    let b2: Tokens = app.refresh(&b.refresh_token).await.json();
+
+    // Past the window, the old token is a replay: the whole session ends.
+    app.age_rotations(2).await;
+    app.refresh(&ada.refresh_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    for tokens in [&a2, &b2, &c] {
+        app.me(&tokens.access_token)
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+        app.refresh(&tokens.refresh_token)
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_session_ends_when_idle_and_at_its_absolute_lifetime(db: PgPool) {
+    let app = TestApp::new(db).await;
+
+    // Idle: nothing refreshed it within its lifetime.
+    let idle = app.user("ada@example.com").await;
+    sqlx::raw_sql(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '1 second';
+         UPDATE sessions SET expires_at = now() - interval '1 second'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    app.refresh(&idle.refresh_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.me(&idle.access_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+
+    // Absolute: a session in use is still cut at its end, and its refreshes never
+    // reach past it (token, session and cookie alike).
+    let busy: Tokens = app.login("ada@example.com", PASSWORD).await.json();
+    sqlx::raw_sql(
+        "UPDATE sessions SET absolute_expires_at = now() + interval '1 hour',
+                             expires_at = now() + interval '1 hour'
+         WHERE revoked_at IS NULL AND expires_at > now()",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let refreshed = app.refresh(&busy.refresh_token).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+    let cookie = refreshed.header("set-cookie").unwrap();
+    let max_age: i64 = cookie
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Max-Age="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3590..=3600).contains(&max_age), "{cookie}");
+    let lives_past_the_end: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM refresh_tokens
+         WHERE used_at IS NULL AND expires_at > now() + interval '1 hour'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(lives_past_the_end, 0);
+
+    let next: Tokens = refreshed.json();
+    sqlx::raw_sql(
+        "UPDATE sessions SET absolute_expires_at = now() - interval '1 second',
+                             expires_at = now() - interval '1 second'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    app.refresh(&next.refresh_token)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.me(&next.access_token)
         .await
         .problem(StatusCode::UNAUTHORIZED);
 }

@@ -89,7 +89,8 @@ async fn cors_allows_exactly_the_configured_origins(db: PgPool) {
     let router = shared::http::app_with_cors(
         auth::router(auth::AppState::new(
             app.db.clone(),
-            api_tests::token_config(),
+            &api_tests::token_config(),
+            Default::default(),
             app.queue.publisher(),
             api_tests::unlimited(),
         )),

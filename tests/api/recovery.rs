@@ -270,8 +270,15 @@ async fn browsers_refresh_and_log_out_with_the_cookie(db: PgPool) {
         )
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    let latest: Value = again.json();
+    let latest_cookie = format!(
+        "refresh_token={}",
+        cookie_value(again.header("set-cookie").unwrap())
+    );
 
-    // The old cookie is a reused token now: refused (and the session revoked).
+    // Past the reuse window, the old cookie is a reused token: refused, and the session
+    // revoked (its newest cookie and access token stop working too).
+    app.age_rotations(11).await;
     let replay = app
         .request(
             Function::Auth,
@@ -282,6 +289,18 @@ async fn browsers_refresh_and_log_out_with_the_cookie(db: PgPool) {
         )
         .await;
     replay.problem(StatusCode::UNAUTHORIZED);
+    app.me(latest["access_token"].as_str().unwrap())
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    app.request(
+        Function::Auth,
+        Method::POST,
+        "/api/v1/auth/refresh",
+        &[("cookie", &latest_cookie)],
+        None,
+    )
+    .await
+    .problem(StatusCode::UNAUTHORIZED);
 
     // Log out with a fresh session's cookie only: the cookie is cleared, the session dead.
     let login: Tokens = app.login("ada@example.com", PASSWORD).await.json();
@@ -336,6 +355,7 @@ async fn security_events_are_audited(db: PgPool) {
     let app = TestApp::new(db).await;
     let ada = app.user("ada@example.com").await;
     app.refresh(&ada.refresh_token).await;
+    app.age_rotations(11).await;
     app.refresh(&ada.refresh_token).await; // reuse
     let again: Tokens = app.login("ada@example.com", PASSWORD).await.json();
     app.post("/api/v1/auth/logout", &json!({}), Some(&again.access_token))

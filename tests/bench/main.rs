@@ -169,7 +169,8 @@ fn api(db: &PgPool) -> Router {
     shared::http::app(
         auth::router(auth::AppState::new(
             db.clone(),
-            config.clone(),
+            &config,
+            Default::default(),
             unreachable_publisher(),
             // Measures the routes, not the per-IP limits every bench request would hit.
             api_tests::unlimited(),

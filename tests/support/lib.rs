@@ -26,7 +26,7 @@ use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::{
-    identity::{throttle::RateLimits, tokens::TokenConfig},
+    identity::{sessions::SessionPolicy, throttle::RateLimits, tokens::TokenConfig},
     messaging::Publisher,
 };
 use sqlx::PgPool;
@@ -46,7 +46,6 @@ pub fn token_config() -> TokenConfig {
         issuer: "backend".into(),
         audience: "backend-api".into(),
         access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(3600),
         better_auth: None,
     }
 }
@@ -197,7 +196,8 @@ impl TestApp {
         Self {
             auth: shared::http::app(auth::router(auth::AppState::new(
                 db.clone(),
-                config.clone(),
+                &config,
+                SessionPolicy::default(),
                 publisher,
                 limits,
             ))),
@@ -395,6 +395,19 @@ impl TestApp {
             None,
         )
         .await
+    }
+
+    /// Moves every rotation `seconds` into the past, so a test can step out of (or stay
+    /// within) the refresh-token reuse window without sleeping.
+    pub async fn age_rotations(&self, seconds: i32) {
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = used_at - make_interval(secs => $1)
+             WHERE used_at IS NOT NULL",
+        )
+        .bind(f64::from(seconds))
+        .execute(&self.db)
+        .await
+        .expect("refresh tokens can be aged");
     }
 
     /// `GET /api/v1/auth/me`.

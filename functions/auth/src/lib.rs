@@ -16,12 +16,11 @@ pub mod cookies;
 pub mod recovery;
 pub mod sessions;
 
-use std::sync::Arc;
-
 use axum::{Router, extract::FromRef};
 use shared::{
     identity::{
         guard::AuthState,
+        sessions::SessionPolicy,
         throttle::{Lockout, RateLimits},
         tokens::TokenConfig,
     },
@@ -35,8 +34,8 @@ use utoipa::OpenApi;
 pub struct AppState {
     /// The database pool.
     pub db: PgPool,
-    /// Token settings (lifetimes).
-    pub config: Arc<TokenConfig>,
+    /// Session and refresh-token lifetimes.
+    pub sessions: SessionPolicy,
     /// Access-token issuer and verifier, and session checks.
     pub auth: AuthState,
     /// Publishes to the notifications queue.
@@ -49,11 +48,17 @@ pub struct AppState {
 
 impl AppState {
     /// Assembles the state from its parts, with the default lockout rule.
-    pub fn new(db: PgPool, config: TokenConfig, publisher: Publisher, limits: RateLimits) -> Self {
+    pub fn new(
+        db: PgPool,
+        tokens: &TokenConfig,
+        sessions: SessionPolicy,
+        publisher: Publisher,
+        limits: RateLimits,
+    ) -> Self {
         Self {
-            auth: AuthState::new(db.clone(), &config),
+            auth: AuthState::new(db.clone(), tokens),
             db,
-            config: Arc::new(config),
+            sessions,
             publisher,
             limits,
             lockout: Lockout::default(),

@@ -3,7 +3,7 @@
 use shared::{
     db::{self, DatabaseConfig},
     http,
-    identity::{throttle::RateLimits, tokens::TokenConfig},
+    identity::{sessions::SessionPolicy, throttle::RateLimits, tokens::TokenConfig},
     messaging::{Publisher, Queue, QueueConfig},
     telemetry,
 };
@@ -14,6 +14,7 @@ async fn main() -> Result<(), shared::BoxError> {
     let db = db::pool(&DatabaseConfig::from_env()?)?;
     let tokens = TokenConfig::from_env()?;
     let publisher = Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?;
-    let state = auth::AppState::new(db, tokens, publisher, RateLimits::from_env()?);
+    let sessions = SessionPolicy::from_env()?;
+    let state = auth::AppState::new(db, &tokens, sessions, publisher, RateLimits::from_env()?);
     http::serve(auth::router(state)).await
 }

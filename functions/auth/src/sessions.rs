@@ -26,6 +26,7 @@ use shared::{
     },
 };
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::{AppState, cookies};
@@ -96,7 +97,7 @@ pub async fn login(
         state.lockout,
     )
     .await?;
-    let issued = sessions::open(&state.db, &client, account, state.config.refresh_ttl).await?;
+    let issued = sessions::open(&state.db, &client, account, state.sessions).await?;
     token_pair(&state, issued, true)
 }
 
@@ -177,7 +178,7 @@ async fn rotate(
     throttle::hit(&mut *tx, "refresh", client.rate_key(), state.limits.refresh).await?;
     let (presented, source) =
         presented_refresh_token(headers, body)?.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
-    let issued = sessions::rotate(tx, client, &presented, state.config.refresh_ttl).await?;
+    let issued = sessions::rotate(tx, client, &presented, state.sessions).await?;
     token_pair(state, issued, source == Source::Body)
 }
 
@@ -229,7 +230,10 @@ fn token_pair(state: &AppState, issued: Issued, in_body: bool) -> ApiResult<Resp
         .tokens
         .issue(issued.user, issued.session, issued.role)?;
     let refresh = issued.refresh;
-    let cookie = cookies::set(&refresh.token, state.config.refresh_ttl.as_secs());
+    // The cookie lives as long as its token: a session near its absolute end gets a
+    // cookie that goes with it.
+    let max_age = (issued.expires_at - OffsetDateTime::now_utc()).whole_seconds();
+    let cookie = cookies::set(&refresh.token, u64::try_from(max_age).unwrap_or(0));
     let body = Json(TokenResponse {
         access_token: access.token,
         token_type: "Bearer".into(),

@@ -5,7 +5,14 @@
 //! marked used and a new one issued. A used token presented again means two parties
 //! hold it (theft or replay), so the whole session is revoked: the newest refresh token
 //! and every access token of the session stop working at once (the guard checks the
-//! session on every request).
+//! session on every request). The one exception is the [`SessionPolicy::reuse_window`]
+//! right after a rotation: two tabs of one browser that refresh with the same cookie at
+//! once both get a pair of the same session (a sibling token) instead of logging the
+//! user out. A thief racing the owner inside those seconds is not told apart; past them,
+//! reuse revokes as before.
+//!
+//! A session lives while it is used ([`SessionPolicy::idle`], slid forward by each
+//! refresh) and never longer than [`SessionPolicy::absolute`] from its login.
 //!
 //! Failed logins count towards the per-email lockout ([`super::throttle`]); attempts are
 //! reserved before the password is checked, so concurrent guesses cannot overshoot.
@@ -23,12 +30,90 @@ use super::{
     throttle::Lockout,
     tokens::{RefreshToken, hash_refresh_token},
 };
-use crate::http::{client::ClientInfo, error::ApiError};
+use crate::{
+    config::{ConfigError, parse_or},
+    http::{client::ClientInfo, error::ApiError},
+};
 
 /// The answer to a wrong password and to an unknown email alike.
 pub const BAD_CREDENTIALS: &str = "invalid email or password";
 /// The answer to any refresh token that cannot be used.
 pub const BAD_REFRESH: &str = "invalid or expired refresh token";
+
+/// How long sessions live, and how long a rotated refresh token may still be presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// An unused session ends this long after its last refresh (each refresh token
+    /// lives this long).
+    pub idle: Duration,
+    /// No session outlives this, counted from its login, however often it refreshes.
+    pub absolute: Duration,
+    /// A just-rotated refresh token presented again within this gets a sibling token of
+    /// the same session instead of revoking it (two tabs refreshing at once).
+    pub reuse_window: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(7 * 24 * 3600),
+            absolute: Duration::from_secs(30 * 24 * 3600),
+            reuse_window: Duration::from_secs(10),
+        }
+    }
+}
+
+impl SessionPolicy {
+    /// Loads `REFRESH_TOKEN_TTL_SECONDS` (idle), `SESSION_MAX_LIFETIME_SECONDS` (absolute)
+    /// and `REFRESH_REUSE_WINDOW_SECONDS`, defaulting each (7 days, 30 days, 10 s).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let seconds = |name, default: Duration| -> Result<Duration, ConfigError> {
+            parse_or(name, default.as_secs()).map(Duration::from_secs)
+        };
+        Self::new(
+            seconds("REFRESH_TOKEN_TTL_SECONDS", d.idle)?,
+            seconds("SESSION_MAX_LIFETIME_SECONDS", d.absolute)?,
+            seconds("REFRESH_REUSE_WINDOW_SECONDS", d.reuse_window)?,
+        )
+    }
+
+    /// A policy, checked: both lifetimes positive, the window shorter than a minute (it
+    /// is a grace for racing tabs, not a second lifetime).
+    pub fn new(
+        idle: Duration,
+        absolute: Duration,
+        reuse_window: Duration,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |name, reason: &str| ConfigError::Invalid {
+            name,
+            reason: reason.into(),
+        };
+        if idle.is_zero() {
+            return Err(invalid(
+                "REFRESH_TOKEN_TTL_SECONDS",
+                "must be greater than zero",
+            ));
+        }
+        if absolute.is_zero() {
+            return Err(invalid(
+                "SESSION_MAX_LIFETIME_SECONDS",
+                "must be greater than zero",
+            ));
+        }
+        if reuse_window > Duration::from_secs(60) {
+            return Err(invalid(
+                "REFRESH_REUSE_WINDOW_SECONDS",
+                "must be at most 60",
+            ));
+        }
+        Ok(Self {
+            idle,
+            absolute,
+            reuse_window,
+        })
+    }
+}
 
 /// An account whose credentials were just checked.
 #[derive(Debug, Clone, Copy)]
@@ -101,25 +186,30 @@ pub struct Issued {
     pub role: Role,
     /// The new refresh token (its hash is stored; this is the only copy).
     pub refresh: RefreshToken,
+    /// When it (and the session, unless refreshed again) expires.
+    pub expires_at: OffsetDateTime,
 }
 
 /// Opens a session for an account whose credentials were checked, with a first refresh
-/// token that lives `ttl`.
+/// token.
 #[tracing::instrument(skip_all, fields(user_id = %account.id))]
 pub async fn open(
     db: &PgPool,
     client: &ClientInfo,
     account: Account,
-    ttl: Duration,
+    policy: SessionPolicy,
 ) -> Result<Issued, ApiError> {
     let mut tx = db.begin().await?;
     let session = SessionId::new();
-    let expires_at = OffsetDateTime::now_utc() + ttl;
+    let now = OffsetDateTime::now_utc();
+    let absolute = now + policy.absolute;
+    let expires_at = (now + policy.idle).min(absolute);
     sqlx::query!(
-        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)",
+        "INSERT INTO sessions (id, user_id, expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4)",
         session.0,
         account.id.0,
         expires_at,
+        absolute,
     )
     .execute(&mut *tx)
     .await?;
@@ -145,39 +235,49 @@ pub async fn open(
         session,
         role: account.role,
         refresh,
+        expires_at,
     })
 }
 
-/// Exchanges a refresh token for its successor, extending the session by `ttl`. A token
-/// that was already used revokes its whole session (the revocation is written to `tx`,
-/// so the caller must commit even when this fails).
+/// Exchanges a refresh token for its successor, extending the session by the idle
+/// lifetime (never past its absolute one). A token that was already used revokes its
+/// whole session, unless it was used within the reuse window: then it gets a sibling
+/// successor. The revocation is written to `tx`, so the caller must commit even when
+/// this fails.
 #[tracing::instrument(skip_all)]
 pub async fn rotate(
     tx: &mut PgConnection,
     client: &ClientInfo,
     presented: &str,
-    ttl: Duration,
+    policy: SessionPolicy,
 ) -> Result<Issued, ApiError> {
     let hash = hash_refresh_token(presented);
-    // The row lock serialises concurrent refreshes with one token: the second sees it used.
+    // The row lock serialises concurrent refreshes with one token: the second sees it
+    // used (and, inside the window, gets a sibling). The window is measured on the
+    // database's clock, which set `used_at`.
     let found = sqlx::query!(
         r#"SELECT t.session_id AS "session_id: SessionId", t.used_at, t.expires_at,
-                  s.revoked_at, s.user_id AS "user_id: UserId", u.role AS "role: Role"
+                  t.used_at > now() - make_interval(secs => $2) AS "within_reuse_window",
+                  s.revoked_at, s.absolute_expires_at,
+                  s.user_id AS "user_id: UserId", u.role AS "role: Role"
            FROM refresh_tokens t
            JOIN sessions s ON s.id = t.session_id
            JOIN users u ON u.id = s.user_id
            WHERE t.token_hash = $1
            FOR UPDATE OF t, s"#,
         hash,
+        policy.reuse_window.as_secs_f64(),
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
 
-    if found.revoked_at.is_some() {
+    let now = OffsetDateTime::now_utc();
+    if found.revoked_at.is_some() || found.absolute_expires_at <= now {
         return Err(ApiError::Unauthorized(BAD_REFRESH));
     }
-    if found.used_at.is_some() {
+    let sibling = found.used_at.is_some();
+    if sibling && found.within_reuse_window != Some(true) {
         revoke(tx, found.session_id, "refresh_token_reuse").await?;
         let event = AuditEvent::anonymous(AuditKind::RefreshReuseDetected, Some(found.user_id))
             .with(serde_json::json!({ "session_id": found.session_id }));
@@ -185,16 +285,20 @@ pub async fn rotate(
         tracing::warn!(session_id = %found.session_id, user_id = %found.user_id, "refresh token reuse: session revoked");
         return Err(ApiError::Unauthorized(BAD_REFRESH));
     }
-    if found.expires_at <= OffsetDateTime::now_utc() {
+    if found.expires_at <= now {
         return Err(ApiError::Unauthorized(BAD_REFRESH));
+    }
+    if sibling {
+        tracing::info!(session_id = %found.session_id, "rotated token presented again within the reuse window");
     }
 
     // The rotation's three writes in one statement (one round trip, not three): the
-    // presented token is spent, the session extended, its successor stored.
-    let expires_at = OffsetDateTime::now_utc() + ttl;
+    // presented token is spent (a sibling's first use stays its time), the session
+    // extended, its successor stored.
+    let expires_at = (now + policy.idle).min(found.absolute_expires_at);
     let next = RefreshToken::generate();
     sqlx::query!(
-        "WITH spent AS (UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1),
+        "WITH spent AS (UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL),
               extended AS (UPDATE sessions SET expires_at = $3 WHERE id = $2)
          INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($4, $2, $3)",
         hash,
@@ -209,6 +313,7 @@ pub async fn rotate(
         session: found.session_id,
         role: found.role,
         refresh: next,
+        expires_at,
     })
 }
 
@@ -279,4 +384,32 @@ pub async fn revoke_all(
     .execute(tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_needs_positive_lifetimes_and_a_short_window() {
+        let day = Duration::from_secs(86_400);
+        let ok = SessionPolicy::new(day, 30 * day, Duration::ZERO).unwrap();
+        assert_eq!(ok.reuse_window, Duration::ZERO);
+        let refused = |idle, absolute, window| match SessionPolicy::new(idle, absolute, window) {
+            Err(ConfigError::Invalid { name, .. }) => name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(Duration::ZERO, day, Duration::ZERO),
+            "REFRESH_TOKEN_TTL_SECONDS"
+        );
+        assert_eq!(
+            refused(day, Duration::ZERO, Duration::ZERO),
+            "SESSION_MAX_LIFETIME_SECONDS"
+        );
+        assert_eq!(
+            refused(day, day, Duration::from_secs(61)),
+            "REFRESH_REUSE_WINDOW_SECONDS"
+        );
+    }
 }

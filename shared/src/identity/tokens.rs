@@ -38,16 +38,15 @@ pub struct TokenConfig {
     pub audience: String,
     /// Lifetime of an access token.
     pub access_ttl: Duration,
-    /// Lifetime of a refresh token (and so of an idle session).
-    pub refresh_ttl: Duration,
     /// Better Auth, when its tokens are accepted too (`BETTER_AUTH_URL` set).
     pub better_auth: Option<BetterAuthConfig>,
 }
 
 impl TokenConfig {
     /// Loads `JWT_SECRET`, `JWT_PREVIOUS_SECRETS` (comma-separated, optional),
-    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS`,
-    /// `REFRESH_TOKEN_TTL_SECONDS` and the `BETTER_AUTH_*` settings.
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `ACCESS_TOKEN_TTL_SECONDS` and the `BETTER_AUTH_*`
+    /// settings. (Refresh tokens are the auth function's alone:
+    /// [`super::sessions::SessionPolicy`].)
     pub fn from_env() -> Result<Self, ConfigError> {
         let secret = required("JWT_SECRET")?;
         if secret.len() < 32 {
@@ -70,14 +69,9 @@ impl TokenConfig {
             });
         }
         let access: u64 = parse_or("ACCESS_TOKEN_TTL_SECONDS", 900)?;
-        let refresh: u64 = parse_or("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?;
-        if access == 0 || refresh == 0 {
+        if access == 0 {
             return Err(ConfigError::Invalid {
-                name: if access == 0 {
-                    "ACCESS_TOKEN_TTL_SECONDS"
-                } else {
-                    "REFRESH_TOKEN_TTL_SECONDS"
-                },
+                name: "ACCESS_TOKEN_TTL_SECONDS",
                 reason: "must be greater than zero".into(),
             });
         }
@@ -87,7 +81,6 @@ impl TokenConfig {
             issuer: optional("JWT_ISSUER").unwrap_or_else(|| "backend".into()),
             audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "backend-api".into()),
             access_ttl: Duration::from_secs(access),
-            refresh_ttl: Duration::from_secs(refresh),
             better_auth: BetterAuthConfig::from_env()?,
         })
     }
@@ -106,7 +99,6 @@ impl std::fmt::Debug for TokenConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
-            .field("refresh_ttl", &self.refresh_ttl)
             .field("better_auth", &self.better_auth)
             .finish()
     }
@@ -285,7 +277,6 @@ mod tests {
             issuer: "backend".into(),
             audience: aud.into(),
             access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(3600),
             better_auth: None,
         }
     }
