@@ -445,17 +445,28 @@ async fn a_deleted_user_stays_deleted(db: PgPool) {
     let key = SigningKey::generate("key-1");
     let provider = Provider::start(vec![key.jwk()]).await;
     let app = TestApp::with_better_auth(db, provider.config()).await;
+    let delete = |token: String| {
+        app.call(http::Method::DELETE, "/api/v1/users/me")
+            .bearer(&token)
+            .send()
+    };
+    // A token minted ten minutes ago (still valid) is not a recent sign-in, and a
+    // provisioned account has no password to offer instead: sign in at Better Auth again.
+    let mut old = provider.claims("ba-user-1", "grace@example.com");
+    old["iat"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 600);
+    let old = key.sign(&old);
+    assert_eq!(app.me(&old).await.status, StatusCode::OK);
+    delete(old.clone()).await.problem(StatusCode::FORBIDDEN);
+    app.call(http::Method::DELETE, "/api/v1/users/me")
+        .bearer(&old)
+        .json(&json!({"current_password": api_tests::PASSWORD}))
+        .send()
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    assert_eq!(count(&app.db, "users").await, 1);
+
     let token = key.sign(&provider.claims("ba-user-1", "grace@example.com"));
-    assert_eq!(app.me(&token).await.status, StatusCode::OK);
-    let deleted = app
-        .request(
-            api_tests::Function::Users,
-            http::Method::DELETE,
-            "/api/v1/users/me",
-            &[("authorization", &format!("Bearer {token}"))],
-            None,
-        )
-        .await;
+    let deleted = delete(token.clone()).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
     // The token is still valid at Better Auth, but it cannot bring the account back.
     app.me(&token).await.problem(StatusCode::FORBIDDEN);

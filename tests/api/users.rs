@@ -632,3 +632,71 @@ async fn the_audit_log_filters_and_pages(db: PgPool) {
     let later: Value = get("?since=2999-01-01T00:00:00Z").await.json();
     assert_eq!(later["items"], json!([]));
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn deleting_the_account_needs_the_password_or_a_fresh_sign_in(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ada = app.user("ada@example.com").await;
+    let token = Some(ada.access_token.as_str());
+    let delete = |body: Option<Value>| call(&app, Method::DELETE, "/api/v1/users/me", token, body);
+    // The session logged in six minutes ago: its access token alone is not enough.
+    sqlx::query("UPDATE sessions SET created_at = now() - interval '6 minutes'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let stale = delete(None).await.problem(StatusCode::FORBIDDEN);
+    assert!(
+        stale["detail"]
+            .as_str()
+            .unwrap()
+            .contains("current_password"),
+        "{stale}"
+    );
+    delete(Some(json!({}))).await.problem(StatusCode::FORBIDDEN);
+    delete(Some(json!({"current_password": "not the password at all"})))
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    delete(Some(json!({"current_password": 5})))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.me(&ada.access_token).await.status, StatusCode::OK);
+
+    // Wrong passwords count towards the login lockout (five): a stolen token is no
+    // oracle.
+    for _ in 0..4 {
+        delete(Some(json!({"current_password": "still not the password"})))
+            .await
+            .problem(StatusCode::FORBIDDEN);
+    }
+    delete(Some(json!({"current_password": PASSWORD})))
+        .await
+        .problem(StatusCode::TOO_MANY_REQUESTS);
+    sqlx::query("DELETE FROM login_attempts")
+        .execute(&app.db)
+        .await
+        .unwrap();
+
+    let deleted = delete(Some(json!({"current_password": PASSWORD}))).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    let confirmed: Value =
+        sqlx::query_scalar("SELECT details FROM audit_events WHERE kind = 'account_deleted'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(confirmed["confirmed_by"], "password");
+
+    // A fresh login needs no password.
+    let grace = app.user("grace@example.com").await;
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/users/me",
+        Some(&grace.access_token),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    app.login("grace@example.com", PASSWORD)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+}

@@ -7,7 +7,6 @@
 //! body ([`crate::cookies`]); refresh and logout take it from either.
 
 use axum::{
-    body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{AppendHeaders, IntoResponse, Response},
@@ -111,32 +110,11 @@ enum Source {
 /// The refresh token a client presented: the body's, else the cookie's.
 fn presented_refresh_token(
     headers: &HeaderMap,
-    body: &Bytes,
-) -> ApiResult<Option<(String, Source)>> {
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/json"));
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType(
-                "expected a request body with `Content-Type: application/json`".into(),
-            ));
-        }
-        let request: RefreshRequest = serde_json::from_slice(body).map_err(|e| {
-            if e.is_syntax() || e.is_eof() {
-                ApiError::BadRequest(format!("malformed JSON: {e}"))
-            } else {
-                ApiError::Unprocessable(format!("invalid request body: {e}"))
-            }
-        })?;
-        request.refresh_token
-    };
-    Ok(from_body
+    body: Option<Json<RefreshRequest>>,
+) -> Option<(String, Source)> {
+    body.and_then(|Json(request)| request.refresh_token)
         .map(|t| (t, Source::Body))
-        .or_else(|| cookies::read(headers).map(|t| (t, Source::Cookie))))
+        .or_else(|| cookies::read(headers).map(|t| (t, Source::Cookie)))
 }
 
 /// Exchanges a refresh token (body or cookie) for a new pair. Reusing a rotated token
@@ -157,13 +135,14 @@ pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-    body: Bytes,
+    body: Option<Json<RefreshRequest>>,
 ) -> ApiResult<Response> {
     // The rate-limit count and the rotation share one transaction (one commit, not
     // two). Every outcome commits, refusals included, so refused attempts count too;
     // a failed statement aborts the transaction, and its COMMIT then rolls back.
     let mut tx = state.db.begin().await?;
-    let outcome = rotate(&state, &client, &headers, &body, &mut tx).await;
+    let presented = presented_refresh_token(&headers, body);
+    let outcome = rotate(&state, &client, presented, &mut tx).await;
     tx.commit().await?;
     outcome
 }
@@ -171,13 +150,11 @@ pub async fn refresh(
 async fn rotate(
     state: &AppState,
     client: &ClientInfo,
-    headers: &HeaderMap,
-    body: &Bytes,
+    presented: Option<(String, Source)>,
     tx: &mut PgConnection,
 ) -> ApiResult<Response> {
     throttle::hit(&mut *tx, "refresh", client.rate_key(), state.limits.refresh).await?;
-    let (presented, source) =
-        presented_refresh_token(headers, body)?.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
+    let (presented, source) = presented.ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
     let issued = sessions::rotate(tx, client, &presented, state.sessions).await?;
     token_pair(state, issued, source == Source::Body)
 }
@@ -202,12 +179,12 @@ pub async fn logout(
     client: ClientInfo,
     user: Option<CurrentUser>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Option<Json<RefreshRequest>>,
 ) -> ApiResult<Response> {
     let (user_id, session_id) = match user.and_then(|u| u.session_id.map(|s| (u.id, s))) {
         Some(found) => found,
         None => {
-            let (presented, _) = presented_refresh_token(&headers, &body)?
+            let (presented, _) = presented_refresh_token(&headers, body)
                 .ok_or(ApiError::Unauthorized(BAD_REFRESH))?;
             sessions::of_refresh_token(&state.db, &presented)
                 .await?

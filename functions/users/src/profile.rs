@@ -1,5 +1,7 @@
 //! Self-service: the caller's own profile, password and account.
 
+use std::time::Duration;
+
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use shared::{
@@ -41,6 +43,20 @@ pub struct PasswordChange {
     /// The new password (12 to 128 characters, not common, not containing the email).
     pub new_password: String,
 }
+
+/// Proof for deleting the account. Needed unless the caller signed in within the last
+/// [`RECENT_SIGN_IN`].
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDeletion {
+    /// The password now (accounts that have one).
+    pub current_password: Option<String>,
+}
+
+/// How recent a sign-in must be for deleting the account without the password: a stolen
+/// access token lives 15 minutes, so the token alone is not enough for an act that
+/// cannot be undone.
+pub const RECENT_SIGN_IN: Duration = Duration::from_secs(5 * 60);
 
 /// The caller's account.
 #[utoipa::path(
@@ -126,14 +142,13 @@ pub async fn change_password(
     let new = Password::parse(change.new_password, &email)
         .map_err(|v| ApiError::invalid("new_password", v.code, v.message))?;
 
-    // A stolen access token must not become a password oracle: wrong current passwords
-    // count towards the same lockout as failed logins.
-    throttle::begin_login(&state.db, email.as_str(), state.lockout).await?;
-    if !password::verify_or_dummy(change.current_password, row.password_hash).await? {
-        throttle::login_failed(&state.db, email.as_str(), state.lockout).await?;
-        return Err(ApiError::Forbidden);
-    }
-    throttle::clear_login(&state.db, email.as_str()).await?;
+    confirm_password(
+        &state,
+        &row.email,
+        change.current_password,
+        row.password_hash,
+    )
+    .await?;
     let hash = password::hash(new.into_inner()).await?;
 
     let mut tx = state.db.begin().await?;
@@ -149,16 +164,41 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes the caller's account and everything it owns; its sessions end with it.
+/// Checks the caller's current password: 403 when wrong. A stolen access token must not
+/// become a password oracle, so wrong passwords count towards the same lockout as
+/// failed logins (429 once locked). An account without a password (provisioned from
+/// Better Auth) never matches.
+async fn confirm_password(
+    state: &AppState,
+    email: &str,
+    given: String,
+    stored: Option<String>,
+) -> ApiResult<()> {
+    throttle::begin_login(&state.db, email, state.lockout).await?;
+    if !password::verify_or_dummy(given, stored).await? {
+        throttle::login_failed(&state.db, email, state.lockout).await?;
+        return Err(ApiError::Forbidden);
+    }
+    throttle::clear_login(&state.db, email).await?;
+    Ok(())
+}
+
+/// Deletes the caller's account and everything it owns; its sessions end with it. The
+/// caller proves it is them: the current password, or a sign-in within the last five
+/// minutes (for accounts from Better Auth, a token it minted that recently: sign in
+/// there again).
 #[utoipa::path(
     delete,
     path = "/api/v1/users/me",
     tag = "users",
     security(("bearer" = [])),
+    request_body(content = Option<AccountDeletion>, description = "Needed unless the caller signed in within the last 5 minutes"),
     responses(
         (status = 204, description = "Account deleted"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The current password is wrong, or none was sent and the last sign-in is older than 5 minutes", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The caller is the last admin", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
@@ -166,7 +206,24 @@ pub async fn delete(
     State(state): State<AppState>,
     client: ClientInfo,
     user: CurrentUser,
+    body: Option<Json<AccountDeletion>>,
 ) -> ApiResult<StatusCode> {
+    let proof = match body.and_then(|Json(b)| b.current_password) {
+        Some(given) => {
+            let row = sqlx::query!(
+                "SELECT email, password_hash FROM users WHERE id = $1",
+                user.id.0
+            )
+            .fetch_optional(&state.db)
+            .await?
+            .ok_or(ApiError::Unauthorized(GONE))?;
+            confirm_password(&state, &row.email, given, row.password_hash).await?;
+            "password"
+        }
+        None if user.signed_in_within(RECENT_SIGN_IN) => "recent_sign_in",
+        None => return Err(ApiError::NotAllowed(STALE_SIGN_IN)),
+    };
+
     let mut tx = state.db.begin().await?;
     let admins = accounts::lock_admins(&mut tx).await?;
     let me = accounts::find(&mut tx, user.id, true)
@@ -174,13 +231,13 @@ pub async fn delete(
         .ok_or(ApiError::Unauthorized(GONE))?;
     accounts::keep_an_admin(&admins, &me)?;
     accounts::delete(&mut tx, me.id).await?;
-    audit::record(
-        &mut *tx,
-        &client,
-        AuditEvent::by(AuditKind::AccountDeleted, me.id),
-    )
-    .await?;
+    let event = AuditEvent::by(AuditKind::AccountDeleted, me.id)
+        .with(serde_json::json!({ "confirmed_by": proof }));
+    audit::record(&mut *tx, &client, event).await?;
     tx.commit().await?;
-    tracing::info!("account deleted by its owner");
+    tracing::info!(confirmed_by = proof, "account deleted by its owner");
     Ok(StatusCode::NO_CONTENT)
 }
+
+const STALE_SIGN_IN: &str =
+    "deleting the account needs `current_password`, or a sign-in within the last 5 minutes";

@@ -10,7 +10,7 @@
 use axum::{
     body::Bytes,
     extract::{
-        FromRequest, FromRequestParts, Request,
+        FromRequest, FromRequestParts, OptionalFromRequest, Request,
         rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection},
     },
     http::{HeaderMap, StatusCode, header, request::Parts},
@@ -31,23 +31,52 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType(
-                "expected a request body with `Content-Type: application/json`".into(),
-            ));
+            return Err(not_json());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(too_large)?;
+        Self::parse(&bytes)
+    }
+}
+
+/// `Option<Json<T>>`: an optional body. An empty (or all-whitespace) body is `None`,
+/// whatever its headers; any other body must be JSON of the right shape, as for
+/// [`Json`].
+impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let json = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(too_large)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        if !json {
+            return Err(not_json());
+        }
+        Self::parse(&bytes).map(Some)
+    }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         // The escape is the only way a NUL can appear in valid JSON, so the scan for
         // the offending field runs only when the raw bytes hold it.
-        if contains(&bytes, br"\u0000")
-            && let Some(field) = serde_json::from_slice(&bytes)
+        if contains(bytes, br"\u0000")
+            && let Some(field) = serde_json::from_slice(bytes)
                 .ok()
                 .and_then(|v| nul_path(&v))
         {
             return Err(nul_rejection(field));
         }
-        let axum::Json(value) = axum::Json::from_bytes(&bytes)?;
+        let axum::Json(value) = axum::Json::from_bytes(bytes)?;
         Ok(Self(value))
     }
+}
+
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType(
+        "expected a request body with `Content-Type: application/json`".into(),
+    )
 }
 
 /// `application/json` or any `application/*+json`, as axum accepts.

@@ -114,6 +114,21 @@ pub struct ExternalClaims {
     /// Whether Better Auth has verified the email.
     #[serde(default, rename = "emailVerified")]
     pub email_verified: bool,
+    /// When the user last authenticated (OpenID Connect's `auth_time`), if stated.
+    pub auth_time: Option<i64>,
+    /// When the token was issued.
+    pub iat: Option<i64>,
+}
+
+impl ExternalClaims {
+    /// When the user last proved who they are, as far as the token says: `auth_time`,
+    /// else `iat` (Better Auth mints its JWTs from a live session, so a fresh one is as
+    /// close to a fresh sign-in as it tells). `None` when the token states neither.
+    pub fn authenticated_at(&self) -> Option<time::OffsetDateTime> {
+        self.auth_time
+            .or(self.iat)
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+    }
 }
 
 /// One usable public key.

@@ -15,6 +15,7 @@ use axum::{
     http::{header, request::Parts},
 };
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
 use jsonwebtoken::Algorithm;
 
@@ -64,6 +65,19 @@ pub struct CurrentUser {
     pub session_id: Option<SessionId>,
     /// The user's role now (not when the token was issued).
     pub role: Role,
+    /// When the user last proved who they are: the login that opened our session, or a
+    /// Better Auth token's `auth_time`/`iat` (`None` when it states neither). Routes
+    /// that need a recent sign-in check it ([`CurrentUser::signed_in_within`]).
+    pub authenticated_at: Option<OffsetDateTime>,
+}
+
+impl CurrentUser {
+    /// Whether the user signed in within `window` (a stolen access token alone should
+    /// not be enough for the most dangerous changes).
+    pub fn signed_in_within(&self, window: std::time::Duration) -> bool {
+        self.authenticated_at
+            .is_some_and(|at| at + window >= OffsetDateTime::now_utc())
+    }
 }
 
 impl<S> FromRequestParts<S> for CurrentUser
@@ -88,16 +102,18 @@ where
                 id,
                 session_id: None,
                 role,
+                authenticated_at: claims.authenticated_at(),
             });
         }
         let claims = auth.tokens.verify(token)?;
-        let role = live_session_role(&auth.db, claims.sub, claims.sid)
+        let live = live_session(&auth.db, claims.sub, claims.sid)
             .await?
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;
         Ok(Self {
             id: claims.sub,
             session_id: Some(claims.sid),
-            role,
+            role: live.role,
+            authenticated_at: Some(live.logged_in_at),
         })
     }
 }
@@ -140,15 +156,22 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// The user's role if the session is live (not revoked, not expired, theirs).
+/// A live session's user's role now, and when that session logged in.
+struct LiveSession {
+    role: Role,
+    logged_in_at: OffsetDateTime,
+}
+
+/// The session if it is live (not revoked, not expired, the user's).
 #[tracing::instrument(skip(db))]
-async fn live_session_role(
+async fn live_session(
     db: &PgPool,
     user: UserId,
     session: SessionId,
-) -> Result<Option<Role>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT u.role AS "role: Role"
+) -> Result<Option<LiveSession>, sqlx::Error> {
+    sqlx::query_as!(
+        LiveSession,
+        r#"SELECT u.role AS "role: Role", s.created_at AS logged_in_at
            FROM sessions s JOIN users u ON u.id = s.user_id
            WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()"#,
         session.0,
