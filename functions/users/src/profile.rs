@@ -131,13 +131,7 @@ pub async fn change_password(
     user: CurrentUser,
     Json(change): Json<PasswordChange>,
 ) -> ApiResult<StatusCode> {
-    let row = sqlx::query!(
-        "SELECT email, password_hash FROM users WHERE id = $1",
-        user.id.0
-    )
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or(ApiError::Unauthorized(GONE))?;
+    let row = credentials(&state, &user).await?;
     let email = Email::parse(&row.email).map_err(anyhow::Error::msg)?;
     let new = Password::parse(change.new_password, &email)
         .map_err(|v| ApiError::invalid("new_password", v.code, v.message))?;
@@ -162,6 +156,23 @@ pub async fn change_password(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's email and password hash (none for accounts from Better Auth).
+struct Credentials {
+    email: String,
+    password_hash: Option<String>,
+}
+
+async fn credentials(state: &AppState, user: &CurrentUser) -> ApiResult<Credentials> {
+    sqlx::query_as!(
+        Credentials,
+        "SELECT email, password_hash FROM users WHERE id = $1",
+        user.id.0
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ApiError::Unauthorized(GONE))
 }
 
 /// Checks the caller's current password: 403 when wrong. A stolen access token must not
@@ -210,13 +221,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let proof = match body.and_then(|Json(b)| b.current_password) {
         Some(given) => {
-            let row = sqlx::query!(
-                "SELECT email, password_hash FROM users WHERE id = $1",
-                user.id.0
-            )
-            .fetch_optional(&state.db)
-            .await?
-            .ok_or(ApiError::Unauthorized(GONE))?;
+            let row = credentials(&state, &user).await?;
             confirm_password(&state, &row.email, given, row.password_hash).await?;
             "password"
         }
