@@ -60,13 +60,53 @@ async fn registration_survives_an_unreachable_queue_and_the_sweep_delivers_later
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn registration_finishes_in_time_when_the_queue_stalls(db: PgPool) {
+    let queue = Queue::create().await;
+    let (stalled, _holder) = api_tests::sqs::hanging_publisher().await;
+    let app = TestApp::with_publisher(db, queue, stalled);
+    // The function's timeout (template.yaml) is 10 s. A relay that waited on the stalled
+    // queue would still be waiting when this gives up; the bounded one leaves the
+    // messages to the sweep and answers.
+    let registered = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        app.register("ada@example.com", PASSWORD, "Ada"),
+    )
+    .await
+    .expect("registration answered before the function's timeout");
+    assert_eq!(
+        registered.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        registered.text()
+    );
+    assert_eq!(
+        pending(&app.db).await,
+        2,
+        "both messages wait for the sweep"
+    );
+    let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
+    assert_eq!(report["sent"], 2, "{report}");
+    assert_eq!(app.run_worker().await, 2);
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn relayed_messages_are_not_swept_again(db: PgPool) {
     let app = TestApp::new(db).await;
     app.user("ada@example.com").await;
     assert_eq!(pending(&app.db).await, 0, "relayed right after commit");
+    // Everything is due for the sweep (as it is 30 s later): sent rows are still skipped...
+    let age = "UPDATE outbox SET next_attempt_at = now() - interval '1 minute'";
+    sqlx::query(age).execute(&app.db).await.unwrap();
     let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
-    assert_eq!(report["sent"], 0);
+    assert_eq!(report["sent"], 0, "{report}");
     assert_eq!(app.run_worker().await, 2);
+    // ...while an unsent one is not (the check above could fail).
+    sqlx::query("UPDATE outbox SET sent_at = NULL WHERE id = (SELECT id FROM outbox LIMIT 1)")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let report = invoke_relay(&app.db, &app.queue.publisher(), schedule_event()).await;
+    assert_eq!(report["sent"], 1, "{report}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
