@@ -271,47 +271,61 @@ async fn concurrent_first_requests_provision_exactly_one_user(db: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_new_provider_key_is_fetched_once_and_garbage_kids_cannot_force_refetches(db: PgPool) {
+    // No wall-clock timing: one app whose refetch interval nothing here outlasts, one
+    // whose interval has always passed.
     let first = SigningKey::generate("key-1");
     let provider = Provider::start(vec![first.jwk()]).await;
-    let app = TestApp::with_better_auth(
-        db,
-        BetterAuthConfig {
-            refetch_interval: std::time::Duration::from_millis(300),
-            ..provider.config()
-        },
-    )
-    .await;
+    let fetches = || provider.fetches.load(Ordering::SeqCst);
+    let with_interval = |db: PgPool, secs: u64| {
+        TestApp::with_better_auth(
+            db,
+            BetterAuthConfig {
+                refetch_interval: std::time::Duration::from_secs(secs),
+                ..provider.config()
+            },
+        )
+    };
     let claims = provider.claims("ba-user-1", "grace@example.com");
-    assert_eq!(app.me(&first.sign(&claims)).await.status, StatusCode::OK);
-    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
 
-    // Tokens with kids nobody published: at most one refetch per interval (none
-    // within the interval after the first fetch, one after it).
+    // Within the interval, tokens with kids nobody published never refetch, however many.
+    let patient = with_interval(db.clone(), 3600).await;
+    assert_eq!(
+        patient.me(&first.sign(&claims)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(fetches(), 1);
     let stranger = SigningKey::generate("key-unknown");
-    app.me(&stranger.sign(&claims))
-        .await
-        .problem(StatusCode::UNAUTHORIZED);
-    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     for _ in 0..10 {
-        app.me(&stranger.sign(&claims))
+        patient
+            .me(&stranger.sign(&claims))
             .await
             .problem(StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(
-        provider.fetches.load(Ordering::SeqCst),
-        2,
-        "one refetch, not ten"
-    );
+    assert_eq!(fetches(), 1, "garbage kids forced no refetch");
 
-    // The provider rotates: a token with the new kid works once the interval allows a
-    // refetch, and the old key keeps working while it is still published.
+    // The provider rotates. Within the interval the new kid waits (401, no fetch)...
     let second = SigningKey::generate("key-2");
     provider.keys.lock().unwrap().push(second.jwk());
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
-    assert_eq!(app.me(&second.sign(&claims)).await.status, StatusCode::OK);
-    assert_eq!(app.me(&first.sign(&claims)).await.status, StatusCode::OK);
-    assert_eq!(provider.fetches.load(Ordering::SeqCst), 3);
+    patient
+        .me(&second.sign(&claims))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    assert_eq!(fetches(), 1);
+
+    // ...and once a refetch is allowed, it is fetched once and then served from the
+    // cache, with the old key still working while it is published.
+    let eager = with_interval(db, 0).await;
+    assert_eq!(eager.me(&first.sign(&claims)).await.status, StatusCode::OK);
+    assert_eq!(fetches(), 2, "the second app's first fetch");
+    let third = SigningKey::generate("key-3");
+    provider.keys.lock().unwrap().push(third.jwk());
+    assert_eq!(eager.me(&third.sign(&claims)).await.status, StatusCode::OK);
+    assert_eq!(fetches(), 3, "one refetch for the new kid");
+    for _ in 0..3 {
+        assert_eq!(eager.me(&third.sign(&claims)).await.status, StatusCode::OK);
+        assert_eq!(eager.me(&first.sign(&claims)).await.status, StatusCode::OK);
+    }
+    assert_eq!(fetches(), 3, "known kids come from the cache");
 }
 
 #[sqlx::test(migrations = "../migrations")]

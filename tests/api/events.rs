@@ -188,7 +188,8 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
         }
         let event: Value = serde_json::from_str(&text).unwrap();
         // The sample is what API Gateway would send: routed by the template's families.
-        let path = event["rawPath"].as_str().unwrap();
+        let path = event["rawPath"].as_str().unwrap().to_owned();
+        let path = path.as_str();
         assert_eq!(Function::for_path(path), Some(*function), "{sample}");
         let family = api_tests::routes::template_routes()
             .iter()
@@ -227,6 +228,32 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
             "auth/register-malformed.json" => {
                 response.problem(StatusCode::BAD_REQUEST);
             }
+            // Changes show in the answer, and deletions are real.
+            "tasks/update.json" | "users/update-me.json" => {
+                let sent: Value = serde_json::from_str(&text).unwrap();
+                let body: Value = serde_json::from_str(sent["body"].as_str().unwrap()).unwrap();
+                let changed: Value = response.json();
+                for (field, value) in body.as_object().unwrap() {
+                    assert_eq!(&changed[field], value, "{sample}: {field}");
+                }
+            }
+            "tasks/delete.json" | "uploads/delete.json" => {
+                let token = &tokens.as_ref().unwrap().access_token;
+                app.get(path, Some(token))
+                    .await
+                    .problem(StatusCode::NOT_FOUND);
+            }
+            "auth/logout.json" => {
+                let token = &tokens.as_ref().unwrap().access_token;
+                app.me(token).await.problem(StatusCode::UNAUTHORIZED);
+            }
+            "users/delete-me.json" => {
+                let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+                    .fetch_one(&app.db)
+                    .await
+                    .unwrap();
+                assert_eq!(users, 0, "{sample}");
+            }
             _ => {}
         }
     }
@@ -234,6 +261,24 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn worker_samples_report_only_the_malformed_record(db: PgPool) {
+    // The users the samples' notifications are for.
+    sqlx::raw_sql(
+        "INSERT INTO users (id, email, name, password_hash) VALUES
+           ('0190f5d1-3e4b-7000-8000-00000000000a', 'ada@example.com', 'Ada', 'x'),
+           ('0190f5d1-3e4b-7000-8000-00000000000b', 'grace@example.com', 'Grace', 'x')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let inbox = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT u.email || ':' || n.kind FROM notifications n JOIN users u ON u.id = n.user_id
+             ORDER BY u.email",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
     let batch: Value = serde_json::from_str(&load("notify-worker/batch.json")).unwrap();
     let malformed: Vec<&str> = batch["Records"]
         .as_array()
@@ -249,19 +294,31 @@ async fn worker_samples_report_only_the_malformed_record(db: PgPool) {
         malformed[0]
     );
     assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 1);
+    let delivered = ["ada@example.com:welcome", "grace@example.com:welcome"];
+    assert_eq!(inbox().await, delivered);
 
+    // The single sample is the batch's first message again: handled once, not twice.
     let single: Value = serde_json::from_str(&load("notify-worker/single.json")).unwrap();
     let response = invoke_worker(&db, single).await;
     assert_eq!(response["batchItemFailures"], Value::Array(vec![]));
+    assert_eq!(inbox().await, delivered);
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn relay_sample_runs_a_sweep(db: PgPool) {
     let app = TestApp::new(db).await;
+    // A registration whose messages could not be relayed at once, now due for the sweep.
+    app.user("ada@example.com").await;
+    sqlx::query("UPDATE outbox SET sent_at = NULL, next_attempt_at = now()")
+        .execute(&app.db)
+        .await
+        .unwrap();
     let event: Value = serde_json::from_str(&load("outbox-relay/schedule.json")).unwrap();
-    let report = invoke_relay(&app.db, &app.queue.publisher(), event).await;
-    assert_eq!(report["sent"], 0);
+    let report = invoke_relay(&app.db, &app.queue.publisher(), event.clone()).await;
+    assert_eq!(report["sent"], 2, "{report}");
     assert_eq!(report["failed"], 0);
+    let report = invoke_relay(&app.db, &app.queue.publisher(), event).await;
+    assert_eq!(report["sent"], 0, "{report}");
 }
 
 #[sqlx::test(migrations = false)]
@@ -298,7 +355,32 @@ async fn upload_processor_samples(db: PgPool) {
         report["batchItemFailures"],
         serde_json::json!([{"itemIdentifier": last}])
     );
+    // An upload whose URL ran out with nothing uploaded: the sweep expires it.
+    let ada = app.user("ada@example.com").await;
+    let ticket: Value = app
+        .post(
+            "/api/v1/uploads",
+            &serde_json::json!({"purpose": "avatar", "filename": "me.png",
+                                "content_type": "image/png", "size": 1000}),
+            Some(&ada.access_token),
+        )
+        .await
+        .json();
+    sqlx::query("UPDATE uploads SET url_expires_at = now() - interval '1 hour'")
+        .execute(&app.db)
+        .await
+        .unwrap();
     let sweep: Value = serde_json::from_str(&load("upload-processor/sweep.json")).unwrap();
+    let report = api_tests::lambda::invoke_processor(&processor, sweep.clone()).await;
+    assert_eq!(report["expired"], 1, "{report}");
+    let upload: Value = app
+        .get(
+            &format!("/api/v1/uploads/{}", ticket["id"].as_str().unwrap()),
+            Some(&ada.access_token),
+        )
+        .await
+        .json();
+    assert_eq!(upload["status"], "expired", "{upload}");
     let report = api_tests::lambda::invoke_processor(&processor, sweep).await;
-    assert_eq!(report["expired"], 0);
+    assert_eq!(report["expired"], 0, "{report}");
 }

@@ -353,23 +353,63 @@ async fn a_file_arriving_after_its_upload_was_deleted_is_removed(db: PgPool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn events_for_keys_we_did_not_issue_are_ignored(db: PgPool) {
-    let s3 = SigningS3::start().await;
-    let app = TestApp::new(db).await;
+    let (s3, app) = signing_app(db).await;
     let processor = app.processor(s3.target(), "uploads");
+    // One upload of ours, its file in place but its event not yet in.
+    let (token, r) = start(&app, "ada@example.com", png_request(PNG.len())).await;
+    let ticket: Value = r.json();
+    let id = ticket["id"].as_str().unwrap();
+    let key = key_of(&app.db, id).await;
+    assert_eq!(
+        put(&ticket, PNG.to_vec(), None, None).await,
+        reqwest::StatusCode::OK
+    );
+    // Objects nobody issued a ticket for, in our bucket.
     let foreign = [
         "some dir/naïve file+1.png",
         "avatar/not-a-user/not-an-id",
         "../../etc/passwd",
     ];
-    let bodies: Vec<Value> = foreign
+    for k in foreign {
+        s3.client()
+            .put_object()
+            .bucket("uploads")
+            .key(k)
+            .body(PNG.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut bodies: Vec<Value> = foreign
         .iter()
-        .map(|k| s3_put_event("uploads", k, 10))
+        .map(|k| s3_put_event("uploads", k, PNG.len() as u64))
         .collect();
-    let mut bodies = bodies;
-    bodies.push(s3_put_event("another-bucket", "avatar/x/y", 10));
+    // Our key, but in a bucket that is not ours; and S3's test event.
+    bodies.push(s3_put_event("another-bucket", &key, PNG.len() as u64));
     bodies.push(json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "uploads"}));
     let report = invoke_processor(&processor, sqs_batch(&bodies)).await;
     assert_eq!(report["batchItemFailures"], json!([]));
+
+    // Nothing was touched: the foreign objects stay, ours is still waiting for its event.
+    for k in foreign {
+        assert!(object_exists(&s3, k).await, "{k} left alone");
+    }
+    let status = || async {
+        let upload: Value = app
+            .get(&format!("/api/v1/uploads/{id}"), Some(&token))
+            .await
+            .json();
+        upload["status"].clone()
+    };
+    assert_eq!(status().await, "pending");
+    // Its own event (same key, our bucket) is what makes it ready.
+    let own = sqs_batch(&[s3_put_event("uploads", &key, PNG.len() as u64)]);
+    assert_eq!(
+        invoke_processor(&processor, own).await["batchItemFailures"],
+        json!([])
+    );
+    assert_eq!(status().await, "ready");
+
     // Poison: not an S3 event at all.
     let poison = invoke_processor(&processor, sqs_batch(&[json!("not json at all {")])).await;
     assert_eq!(poison["batchItemFailures"].as_array().unwrap().len(), 1);
