@@ -6,8 +6,68 @@
 //! only the sections it needs and the platform function does not demand a JWT secret it
 //! never uses. A missing or malformed variable stops start-up with an error naming it;
 //! secrets are held in `secrecy::SecretString` so they never reach a log.
+//!
+//! Every read goes through [`var`]. Tests load a function's whole configuration from a
+//! map of their own with [`with_vars`] (no process-wide environment to race on), which
+//! also reports each variable the loading looked at: that is how the README's table of
+//! variables is checked against what each function really reads.
 
-use std::str::FromStr;
+use std::{
+    cell::RefCell,
+    collections::{BTreeSet, HashMap},
+    str::FromStr,
+};
+
+/// The variables a [`with_vars`] scope serves, and the names looked up in it.
+struct Scope {
+    vars: HashMap<String, String>,
+    read: BTreeSet<&'static str>,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
+}
+
+/// Reads a variable: the process environment, or the current [`with_vars`] scope.
+pub fn var(name: &'static str) -> Option<String> {
+    SCOPE.with_borrow_mut(|scope| match scope {
+        Some(scope) => {
+            scope.read.insert(name);
+            scope.vars.get(name).cloned()
+        }
+        None => std::env::var(name).ok(),
+    })
+}
+
+/// Runs `load` on this thread with `vars` as the whole environment, and returns what it
+/// returned with the name of every variable it looked up. Loading is synchronous, so a
+/// thread-local scope sees all of it.
+pub fn with_vars<T>(
+    vars: impl IntoIterator<Item = (String, String)>,
+    load: impl FnOnce() -> T,
+) -> (T, BTreeSet<&'static str>) {
+    /// Ends the scope even if `load` panics.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SCOPE.with_borrow_mut(Option::take);
+        }
+    }
+    SCOPE.with_borrow_mut(|scope| {
+        *scope = Some(Scope {
+            vars: vars.into_iter().collect(),
+            read: BTreeSet::new(),
+        });
+    });
+    let reset = Reset;
+    let value = load();
+    let read = SCOPE
+        .with_borrow_mut(Option::take)
+        .map(|scope| scope.read)
+        .unwrap_or_default();
+    drop(reset);
+    (value, read)
+}
 
 /// A configuration problem, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -27,15 +87,12 @@ pub enum ConfigError {
 
 /// Reads a required, non-empty variable.
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(ConfigError::Missing(name)),
-    }
+    optional(name).ok_or(ConfigError::Missing(name))
 }
 
 /// Reads an optional variable; empty counts as unset.
 pub fn optional(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    var(name).filter(|v| !v.trim().is_empty())
 }
 
 /// Reads and parses a variable, falling back to `default` when unset.
@@ -53,5 +110,32 @@ where
                 name,
                 reason: e.to_string(),
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_serves_its_own_variables_and_records_what_was_read() {
+        let vars = [("A_SET".to_owned(), "1".to_owned())];
+        let (value, read) = with_vars(vars, || {
+            (
+                parse_or::<u32>("A_SET", 0),
+                optional("AN_UNSET"),
+                required("PATH"),
+            )
+        });
+        assert_eq!(value.0.unwrap(), 1);
+        assert_eq!(value.1, None);
+        // PATH is in the process environment, not in the scope.
+        assert!(matches!(value.2, Err(ConfigError::Missing("PATH"))));
+        assert_eq!(
+            read.into_iter().collect::<Vec<_>>(),
+            ["AN_UNSET", "A_SET", "PATH"]
+        );
+        // Outside the scope, the process environment again.
+        assert!(optional("PATH").is_some());
     }
 }

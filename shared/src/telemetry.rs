@@ -21,22 +21,44 @@ pub fn current_request_id() -> Option<String> {
 /// targets held at warn (the template's `LogLevel` default is the same).
 const DEFAULT_FILTER: &str = "info,aws_smithy_runtime=warn,sqlx=warn";
 
-/// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`);
-/// `LOG_FORMAT=text` gives human-readable lines for local work.
+/// How to log: the filter from `RUST_LOG` (default [`DEFAULT_FILTER`]) and the format
+/// from `LOG_FORMAT` (`text` for human-readable lines in local work, else JSON).
 ///
 /// `RUST_LOG` takes `level` and `target=level` entries (`info,sqlx=debug`). That is
 /// `Targets`, not `EnvFilter`: span and field filters are not supported, and in
 /// exchange no regex engine is linked or compiled at cold start.
+pub struct LogSettings {
+    filter: Targets,
+    text: bool,
+    /// `RUST_LOG` was set but could not be used (said once the subscriber is up).
+    unusable: bool,
+}
+
+impl LogSettings {
+    /// Reads `RUST_LOG` and `LOG_FORMAT`. Never fails: logging must come up whatever
+    /// they say.
+    pub fn from_env() -> Self {
+        let parsed = crate::config::optional("RUST_LOG").map(|r| r.parse::<Targets>());
+        let unusable = matches!(parsed, Some(Err(_)));
+        let filter = parsed
+            .and_then(Result::ok)
+            .unwrap_or_else(|| DEFAULT_FILTER.parse().unwrap_or_default());
+        let text =
+            crate::config::optional("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("text"));
+        Self {
+            filter,
+            text,
+            unusable,
+        }
+    }
+}
+
+/// Installs the global subscriber with the environment's [`LogSettings`]. Every
+/// function's `main` calls it first.
 pub fn init() {
-    let requested = std::env::var("RUST_LOG").ok();
-    let parsed = requested.as_deref().map(str::parse::<Targets>);
-    let unusable = matches!(parsed, Some(Err(_)));
-    let filter = parsed
-        .and_then(Result::ok)
-        .unwrap_or_else(|| DEFAULT_FILTER.parse().unwrap_or_default());
-    let text = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = if text {
+    let settings = LogSettings::from_env();
+    let registry = tracing_subscriber::registry().with(settings.filter);
+    let result = if settings.text {
         registry.with(fmt::layer().with_target(false)).try_init()
     } else {
         registry
@@ -51,7 +73,7 @@ pub fn init() {
             .try_init()
     };
     // A second init (tests calling it twice) is harmless; keep the first subscriber.
-    if result.is_ok() && unusable {
+    if result.is_ok() && settings.unusable {
         // Said once, so that a span or field filter copied from EnvFilter's syntax does
         // not silently log at the default level.
         tracing::warn!(

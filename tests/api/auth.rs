@@ -382,3 +382,30 @@ async fn every_response_carries_a_request_id(db: PgPool) {
         "the problem quotes the same id"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn logout_revokes_the_access_token_in_every_function(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ada = app.user("ada@example.com").await;
+    let unknown_upload = format!("/api/v1/uploads/{}", uuid::Uuid::now_v7());
+    // Each function's answer to a valid token (the upload is nobody's: 404, not 401).
+    let routes = [
+        ("/api/v1/users/me", StatusCode::OK),
+        ("/api/v1/tasks", StatusCode::OK),
+        ("/api/v1/notifications", StatusCode::OK),
+        (unknown_upload.as_str(), StatusCode::NOT_FOUND),
+    ];
+    for (path, status) in &routes {
+        let r = app.get(path, Some(&ada.access_token)).await;
+        assert_eq!(r.status, *status, "{path}: {}", r.text());
+    }
+    let logout = app
+        .post("/api/v1/auth/logout", &json!({}), Some(&ada.access_token))
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    for (path, _) in &routes {
+        app.get(path, Some(&ada.access_token))
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+    }
+}

@@ -9,6 +9,7 @@
 mod auth;
 mod better_auth;
 mod brute_force;
+mod config;
 mod e2e;
 mod events;
 mod headers;

@@ -50,6 +50,22 @@ pub fn token_config() -> TokenConfig {
     }
 }
 
+/// A loopback address that accepts connections and never answers (a stalled server),
+/// with the task holding them: it stalls until that task is dropped or aborted.
+pub async fn stalled_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port for the stalled server");
+    let address = listener.local_addr().expect("the stalled server's address");
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (address, holder)
+}
+
 /// Rate limits no ordinary test reaches (every test request comes from one address).
 pub fn unlimited() -> RateLimits {
     let lots = shared::identity::throttle::Limit::per(100_000, 60);

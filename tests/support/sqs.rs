@@ -48,19 +48,8 @@ pub fn unreachable_publisher() -> Publisher {
 /// A publisher whose queue accepts connections and never answers (a stalled endpoint),
 /// with the task that holds them; it stalls until the task is dropped.
 pub async fn hanging_publisher() -> (Publisher, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port for the stalled queue");
-    let endpoint = format!(
-        "http://{}",
-        listener.local_addr().expect("the stalled queue's address")
-    );
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (address, holder) = crate::stalled_listener().await;
+    let endpoint = format!("http://{address}");
     let url = format!("{endpoint}/123456789012/stalled");
     (Publisher::new(access_for(&endpoint), &url), holder)
 }

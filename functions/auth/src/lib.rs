@@ -18,13 +18,14 @@ pub mod sessions;
 
 use axum::{Router, extract::FromRef};
 use shared::{
+    db::{self, DatabaseConfig},
     identity::{
         guard::AuthState,
         sessions::SessionPolicy,
         throttle::{Lockout, RateLimits},
         tokens::TokenConfig,
     },
-    messaging::Publisher,
+    messaging::{Publisher, Queue, QueueConfig},
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -80,6 +81,21 @@ shared::api_routes!(AppState, ApiDoc;
     [recovery::verify_email],
     [recovery::resend_verification],
 );
+
+/// The function as deployed: its state and CORS from the environment, loaded once per
+/// cold start (`main` serves it; tests load it from their own variables).
+pub fn from_env() -> Result<Router, shared::BoxError> {
+    let db = db::pool(&DatabaseConfig::from_env()?)?;
+    let publisher = Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?;
+    let state = AppState::new(
+        db,
+        &TokenConfig::from_env()?,
+        SessionPolicy::from_env()?,
+        publisher,
+        RateLimits::from_env()?,
+    );
+    Ok(shared::http::deployed(router(state))?)
+}
 
 /// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {

@@ -19,6 +19,27 @@ use crate::first_admin::FirstAdmin;
 /// The migrations, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 
+/// What a run needs; loaded once per cold start.
+pub struct State {
+    /// One connection on the direct (unpooled) URL: migrations hold a session advisory
+    /// lock, which a transaction-mode pooler cannot keep.
+    pub db: PgPool,
+    /// The first admin to ensure, when configured.
+    pub first_admin: Option<FirstAdmin>,
+}
+
+impl State {
+    /// Loads `DATABASE_DIRECT_URL` (and the pool settings) and the first admin.
+    pub fn from_env() -> Result<Self, shared::BoxError> {
+        let mut config = shared::db::DatabaseConfig::from_var("DATABASE_DIRECT_URL")?;
+        config.max_connections = 1;
+        Ok(Self {
+            db: shared::db::pool(&config)?,
+            first_admin: FirstAdmin::from_env()?,
+        })
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Report {

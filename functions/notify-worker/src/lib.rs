@@ -42,6 +42,18 @@ pub struct State {
     pub mail: MailConfig,
 }
 
+impl State {
+    /// Loads the state from the environment, once per cold start.
+    pub fn from_env() -> Result<Self, shared::BoxError> {
+        let mail = MailConfig::from_env()?;
+        Ok(Self {
+            db: shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?,
+            mailer: Mailer::new(&mail.transport)?,
+            mail,
+        })
+    }
+}
+
 /// This consumer's name in `processed_messages`.
 pub const CONSUMER: &str = "notify-worker";
 

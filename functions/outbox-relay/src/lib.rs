@@ -14,6 +14,25 @@ use shared::{
 };
 use sqlx::PgPool;
 
+/// What a tick needs; built once per cold start.
+pub struct State {
+    /// The database (the outbox and the throttle counters).
+    pub db: PgPool,
+    /// Sends to the notifications queue.
+    pub publisher: Publisher,
+}
+
+impl State {
+    /// Loads the state from the environment.
+    pub fn from_env() -> Result<Self, shared::BoxError> {
+        let queue = shared::messaging::QueueConfig::from_env()?;
+        Ok(Self {
+            db: shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?,
+            publisher: Publisher::from_env(&queue, Queue::Notifications)?,
+        })
+    }
+}
+
 /// Most messages sent per invocation; the next tick takes the rest.
 pub const BATCH_LIMIT: i64 = 500;
 

@@ -16,6 +16,13 @@ shared::api_routes!(PgPool, docs::PlatformDoc;
     [health::health],
 );
 
+/// The function as deployed: its pool and CORS from the environment, loaded once per
+/// cold start (`main` serves it; tests load it from their own variables).
+pub fn from_env() -> Result<Router, shared::BoxError> {
+    let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
+    Ok(shared::http::deployed(router(db))?)
+}
+
 /// The function's router: health and the documentation.
 pub fn router(db: PgPool) -> Router {
     routes().with_state(db).merge(docs::router())

@@ -53,6 +53,14 @@ shared::api_routes!(AppState, ApiDoc;
     [edit::fetch, edit::update, edit::remove],
 );
 
+/// The function as deployed: its state and CORS from the environment, loaded once per
+/// cold start (`main` serves it; tests load it from their own variables).
+pub fn from_env() -> Result<Router, shared::BoxError> {
+    let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
+    let state = AppState::new(db, &TokenConfig::from_env()?);
+    Ok(shared::http::deployed(router(state))?)
+}
+
 /// The function's router, at the same paths as behind API Gateway.
 pub fn router(state: AppState) -> Router {
     routes().with_state(state)

@@ -40,6 +40,21 @@ pub struct State {
     pub bucket: String,
 }
 
+impl State {
+    /// Loads the state from the environment, once per cold start.
+    pub fn from_env() -> Result<Self, shared::BoxError> {
+        let storage = shared::uploads::StorageConfig::from_env()?;
+        let queue = shared::messaging::QueueConfig::from_env()?;
+        Ok(Self {
+            db: shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?,
+            storage: Presigner::from_env(&storage)?,
+            http: shared::outbound::https_client(),
+            publisher: Publisher::from_env(&queue, shared::messaging::Queue::Notifications)?,
+            bucket: storage.bucket,
+        })
+    }
+}
+
 /// Handles an invocation: an SQS batch of S3 events, or the scheduled sweep.
 pub async fn handle(
     state: &State,

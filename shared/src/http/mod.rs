@@ -50,10 +50,14 @@ pub fn app(router: Router) -> Router {
         .layer(middleware::from_fn(request_context))
 }
 
-/// Serves the router as a Lambda handler (API Gateway HTTP API and REST events).
-pub async fn serve(router: Router) -> Result<(), crate::BoxError> {
-    let cors = CorsConfig::from_env()?;
-    lambda_http::run(app_with_cors(router, &cors)).await
+/// A function's router as deployed: [`app`] with CORS for `CORS_ALLOWED_ORIGINS`.
+pub fn deployed(router: Router) -> Result<Router, crate::config::ConfigError> {
+    Ok(app_with_cors(router, &CorsConfig::from_env()?))
+}
+
+/// Serves a [`deployed`] app as a Lambda handler (API Gateway HTTP API and REST events).
+pub async fn serve(app: Router) -> Result<(), crate::BoxError> {
+    lambda_http::run(app).await
 }
 
 /// `Cache-Control: no-store` on every response of a router, for routes that hand out
