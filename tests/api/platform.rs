@@ -243,3 +243,54 @@ fn the_committed_openapi_document_matches_the_handlers() {
          UPDATE_OPENAPI=1 cargo test -p api-tests --test api openapi, then rebuild"
     );
 }
+
+/// Every `$ref` under `value`, with where it stands.
+fn refs(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                match (key.as_str(), item) {
+                    ("$ref", Value::String(target)) => found.push((at.to_owned(), target.clone())),
+                    _ => refs(item, &format!("{at}/{key}"), found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refs(item, &format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What code generators need (openapi-typescript stops at the first of these): every
+/// `$ref` points at something in the document, and every operation has an id of its own.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_served_document_is_whole_for_code_generators(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let document: Value = app.get("/openapi.json", None).await.json();
+
+    let mut found = Vec::new();
+    refs(&document, "#", &mut found);
+    assert!(!found.is_empty());
+    let dangling: Vec<_> = found
+        .iter()
+        .filter(|(_, target)| {
+            let pointer = target.strip_prefix('#').unwrap_or("not a local reference");
+            document.pointer(pointer).is_none()
+        })
+        .collect();
+    assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
+
+    let mut ids = std::collections::BTreeMap::<&str, Vec<String>>::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str();
+            let id = id.unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            ids.entry(id).or_default().push(format!("{method} {path}"));
+        }
+    }
+    let shared: Vec<_> = ids.iter().filter(|(_, ops)| ops.len() > 1).collect();
+    assert!(shared.is_empty(), "operationIds used twice: {shared:?}");
+}

@@ -51,6 +51,7 @@ pub struct ListParams {
 #[utoipa::path(
     get,
     path = "/api/v1/notifications",
+    operation_id = "list_notifications",
     tag = "notifications",
     params(ListParams),
     security(("bearer" = [])),
@@ -101,6 +102,7 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/api/v1/notifications/{id}/read",
+    operation_id = "mark_notification_read",
     tag = "notifications",
     params(("id" = Uuid, Path, description = "Notification id")),
     security(("bearer" = [])),

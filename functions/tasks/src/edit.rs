@@ -97,6 +97,7 @@ impl Precondition {
 #[utoipa::path(
     post,
     path = "/api/v1/tasks",
+    operation_id = "create_task",
     tag = "tasks",
     request_body = CreateTask,
     security(("bearer" = [])),
@@ -142,6 +143,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/tasks/{id}",
+    operation_id = "get_task",
     tag = "tasks",
     params(("id" = Uuid, Path, description = "Task id")),
     security(("bearer" = [])),
@@ -188,6 +190,7 @@ pub async fn fetch(
 #[utoipa::path(
     patch,
     path = "/api/v1/tasks/{id}",
+    operation_id = "update_task",
     tag = "tasks",
     params(
         ("id" = Uuid, Path, description = "Task id"),
@@ -248,6 +251,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/tasks/{id}",
+    operation_id = "delete_task",
     tag = "tasks",
     params(
         ("id" = Uuid, Path, description = "Task id"),

@@ -68,5 +68,9 @@ pub fn router(state: AppState) -> Router {
 
 /// This function's part of the OpenAPI document; the paths come from [`routes`].
 #[derive(OpenApi)]
-#[openapi(tags((name = "tasks", description = "The caller's todo list")))]
+#[openapi(
+    tags((name = "tasks", description = "The caller's todo list")),
+    // Named by the listing's query parameters only, so not collected from any body.
+    components(schemas(listing::params::SortParam, task::Status, task::Priority))
+)]
 pub struct ApiDoc;

@@ -70,6 +70,7 @@ async fn find<'c>(db: impl PgExecutor<'c>, owner: UserId, id: Uuid) -> ApiResult
 #[utoipa::path(
     get,
     path = "/api/v1/uploads/{id}",
+    operation_id = "get_upload",
     tag = "uploads",
     params(("id" = Uuid, Path, description = "Upload id")),
     security(("bearer" = [])),
@@ -92,6 +93,7 @@ pub async fn show(
 #[utoipa::path(
     get,
     path = "/api/v1/uploads/{id}/download",
+    operation_id = "download_upload",
     tag = "uploads",
     params(("id" = Uuid, Path, description = "Upload id")),
     security(("bearer" = [])),
@@ -151,6 +153,7 @@ pub async fn download(
 #[utoipa::path(
     delete,
     path = "/api/v1/uploads/{id}",
+    operation_id = "delete_upload",
     tag = "uploads",
     params(("id" = Uuid, Path, description = "Upload id")),
     security(("bearer" = [])),

@@ -138,6 +138,7 @@ impl CreateUpload {
 #[utoipa::path(
     post,
     path = "/api/v1/uploads",
+    operation_id = "create_upload",
     tag = "uploads",
     request_body = CreateUpload,
     security(("bearer" = [])),

@@ -51,6 +51,7 @@ pub struct UserUpdate {
 #[utoipa::path(
     get,
     path = "/api/v1/users",
+    operation_id = "list_users",
     tag = "users",
     params(ListParams),
     security(("bearer" = [])),
@@ -114,6 +115,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/users/{id}",
+    operation_id = "get_user",
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
     security(("bearer" = [])),
@@ -141,6 +143,7 @@ pub async fn show(
 #[utoipa::path(
     patch,
     path = "/api/v1/users/{id}",
+    operation_id = "update_user",
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
     request_body = UserUpdate,
@@ -199,6 +202,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/users/{id}",
+    operation_id = "delete_user",
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
     security(("bearer" = [])),

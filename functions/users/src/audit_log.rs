@@ -48,6 +48,7 @@ pub struct AuditEventView {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only this kind of event.
+    #[param(inline)]
     pub kind: Option<AuditKind>,
     /// Only events by this user.
     pub actor_id: Option<Uuid>,
@@ -66,6 +67,7 @@ pub struct AuditParams {
 #[utoipa::path(
     get,
     path = "/api/v1/audit-events",
+    operation_id = "list_audit_events",
     tag = "users",
     params(AuditParams),
     security(("bearer" = [])),

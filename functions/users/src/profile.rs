@@ -62,6 +62,7 @@ pub const RECENT_SIGN_IN: Duration = Duration::from_secs(5 * 60);
 #[utoipa::path(
     get,
     path = "/api/v1/users/me",
+    operation_id = "get_my_profile",
     tag = "users",
     security(("bearer" = [])),
     responses(
@@ -82,6 +83,7 @@ pub async fn show(State(state): State<AppState>, user: CurrentUser) -> ApiResult
 #[utoipa::path(
     patch,
     path = "/api/v1/users/me",
+    operation_id = "update_my_profile",
     tag = "users",
     request_body = ProfileUpdate,
     security(("bearer" = [])),
@@ -113,6 +115,7 @@ pub async fn update(
 #[utoipa::path(
     post,
     path = "/api/v1/users/me/password",
+    operation_id = "change_my_password",
     tag = "users",
     request_body = PasswordChange,
     security(("bearer" = [])),
@@ -201,6 +204,7 @@ async fn confirm_password(
 #[utoipa::path(
     delete,
     path = "/api/v1/users/me",
+    operation_id = "delete_my_account",
     tag = "users",
     security(("bearer" = [])),
     request_body(content = Option<AccountDeletion>, description = "Needed unless the caller signed in within the last 5 minutes"),

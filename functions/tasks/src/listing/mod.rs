@@ -39,6 +39,7 @@ use crate::{AppState, task::Task};
 #[utoipa::path(
     get,
     path = "/api/v1/tasks",
+    operation_id = "list_tasks",
     tag = "tasks",
     params(ListParams),
     security(("bearer" = [])),

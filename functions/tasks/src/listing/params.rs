@@ -10,32 +10,41 @@ use shared::http::{
     timestamp,
 };
 use time::OffsetDateTime;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::task::{Priority, Status, TAG_MAX};
 
-/// Query parameters of the listing. Every one is optional.
+/// Query parameters of the listing. Every one is optional. The fields stay text so that
+/// one parser can report every bad one at once; `value_type` tells clients the types it
+/// accepts.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Comma-separated statuses, e.g. `todo,in_progress`.
+    #[param(value_type = Option<Vec<Status>>, style = Form, explode = false)]
     pub status: Option<String>,
     /// Comma-separated priorities, e.g. `high`.
+    #[param(value_type = Option<Vec<Priority>>, style = Form, explode = false)]
     pub priority: Option<String>,
     /// Only tasks carrying this tag.
     pub tag: Option<String>,
     /// Only tasks due before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub due_before: Option<String>,
     /// Only tasks due after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub due_after: Option<String>,
     /// `true`: only tasks past due and not done; `false`: only the others.
+    #[param(value_type = Option<bool>)]
     pub overdue: Option<String>,
     /// Full-text search over title and description (web-search syntax).
     pub q: Option<String>,
     /// `created_at`, `due_at`, `priority` or `title`; prefix `-` for descending.
     /// Default `-created_at` (newest first).
+    #[param(value_type = Option<SortParam>)]
     pub sort: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -64,6 +73,35 @@ impl SortField {
             Self::Title => "title",
         }
     }
+}
+
+/// The `sort` values [`Sort::parse`] accepts, as the OpenAPI document lists them.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum SortParam {
+    /// Oldest first.
+    #[serde(rename = "created_at")]
+    CreatedAt,
+    /// Newest first (the default).
+    #[serde(rename = "-created_at")]
+    CreatedAtDescending,
+    /// Soonest due first, undated last.
+    #[serde(rename = "due_at")]
+    DueAt,
+    /// Latest due first, undated first.
+    #[serde(rename = "-due_at")]
+    DueAtDescending,
+    /// Low to high.
+    #[serde(rename = "priority")]
+    Priority,
+    /// High to low.
+    #[serde(rename = "-priority")]
+    PriorityDescending,
+    /// A to Z.
+    #[serde(rename = "title")]
+    Title,
+    /// Z to A.
+    #[serde(rename = "-title")]
+    TitleDescending,
 }
 
 /// A sort: a field and a direction.
@@ -276,6 +314,31 @@ mod tests {
     use shared::identity::UserId;
 
     use super::*;
+
+    #[test]
+    fn every_documented_sort_key_is_accepted_and_every_accepted_one_documented() {
+        use SortParam::*;
+        let documented = [
+            CreatedAt,
+            CreatedAtDescending,
+            DueAt,
+            DueAtDescending,
+            Priority,
+            PriorityDescending,
+            Title,
+            TitleDescending,
+        ];
+        let mut fields = std::collections::HashSet::new();
+        for key in documented {
+            let value = serde_json::to_value(key).unwrap();
+            let raw = value.as_str().unwrap();
+            let sort = Sort::parse(Some(raw)).unwrap();
+            assert_eq!(sort.descending, raw.starts_with('-'), "{raw}");
+            fields.insert(sort.label());
+        }
+        // Four fields, two directions each: all of them, none twice.
+        assert_eq!(fields.len(), 8);
+    }
     use crate::listing::list_query;
 
     fn params(pairs: &[(&str, &str)]) -> ListParams {
