@@ -12,7 +12,8 @@ _BACKEND_LIB_LOADED=1
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # .local/ is git-ignored: venv, throwaway database cluster and logs live there.
 LOCAL_DIR="$REPO_ROOT/.local"
-LOG_DIR="$LOCAL_DIR/log"
+# BACKEND_LOG_DIR: a second stack (the stack test) keeps its logs apart.
+LOG_DIR="${BACKEND_LOG_DIR:-$LOCAL_DIR/log}"
 VENV_DIR="$LOCAL_DIR/venv"
 
 # Colour only for a person at a terminal; CI logs stay plain.
@@ -456,4 +457,39 @@ PY
   # The emulator serves buckets at http://host/bucket, not at bucket.host.
   S3_FORCE_PATH_STYLE=true
   export NOTIFICATIONS_QUEUE_URL NOTIFICATIONS_DLQ_URL UPLOAD_EVENTS_QUEUE_URL UPLOADS_BUCKET S3_FORCE_PATH_STYLE
+}
+
+# ---------------------------------------------------------------------------------------------
+# Node.js tools and Chromium (the browser test and the typed-client check)
+# ---------------------------------------------------------------------------------------------
+
+# ensure_node_modules: the packages of tests/js (exact versions from its package-lock.json),
+# installed once and again whenever the lock changes.
+ensure_node_modules() {
+  local dir="$REPO_ROOT/tests/js" stamp
+  command -v npm >/dev/null || die "npm is needed for the JavaScript checks; install Node.js 20+"
+  stamp="$dir/node_modules/.lock-installed"
+  if [[ ! -f "$stamp" || "$dir/package-lock.json" -nt "$stamp" ]]; then
+    log "installing tests/js packages (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in tests/js"
+    touch "$stamp"
+  fi
+}
+
+# ensure_chromium: Debian's Chromium for the headless browser test; installed with apt-get
+# when missing and this runs as root (CI), else a clear instruction. Exports CHROMIUM.
+ensure_chromium() {
+  CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
+  if [[ -z "$CHROMIUM" ]]; then
+    [[ $(id -u) == 0 ]] || die "Chromium is needed for the browser test: apt-get install chromium (or set CHROMIUM)"
+    mkdir -p "$LOG_DIR"
+    log "installing Chromium (apt-get install chromium)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends chromium >"$LOG_DIR/apt-chromium.log" 2>&1 ||
+      { apt-get update >>"$LOG_DIR/apt-chromium.log" 2>&1 &&
+        apt-get install -y --no-install-recommends chromium >>"$LOG_DIR/apt-chromium.log" 2>&1; } ||
+      die "could not install Chromium; see $LOG_DIR/apt-chromium.log"
+    CHROMIUM=$(command -v chromium)
+  fi
+  export CHROMIUM
 }

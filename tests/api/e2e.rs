@@ -97,6 +97,8 @@ fn start_watch(cargo_lambda: &str, port: u16, db_url: &str, queue_url: &str) -> 
         .args([
             "lambda",
             "watch",
+            // As scripts/dev: the functions' own CORS, not cargo-lambda's any-origin one.
+            "--disable-cors",
             "--invoke-address",
             "127.0.0.1",
             "--invoke-port",

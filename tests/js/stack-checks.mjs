@@ -1,0 +1,118 @@
+// Checks a running local stack (scripts/dev) as its users meet it, exiting non-zero on the
+// first failure:
+//   1. CORS: the frontend's origin is allowed with credentials, a foreign one gets nothing
+//      (the functions' own policy, as deployed; not cargo-lambda's any-origin default);
+//   2. local limits: a developer can register many times from one address;
+//   3. the upload flow in headless Chromium (Debian's, driven by playwright-core) on the
+//      frontend's origin: browser/upload.html must end with the upload ready.
+//
+//   node stack-checks.mjs API_BASE_URL [PAGE_PORT]
+//
+// The page is served here on http://localhost:PAGE_PORT (default 3000, the frontend's
+// origin, which the stack's CORS_ALLOWED_ORIGINS and the bucket's CORS must allow).
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const [api, pagePort = "3000"] = process.argv.slice(2);
+if (!api) {
+  console.error("usage: node stack-checks.mjs API_BASE_URL [PAGE_PORT]");
+  process.exit(2);
+}
+const frontend = `http://localhost:${pagePort}`;
+
+// 1. CORS, on a route of every HTTP function.
+const routes = [
+  ["POST", "/api/v1/auth/login"],
+  ["GET", "/api/v1/users/me"],
+  ["POST", "/api/v1/tasks"],
+  ["GET", "/api/v1/notifications"],
+  ["POST", "/api/v1/uploads"],
+  ["GET", "/health"],
+];
+for (const [method, path] of routes) {
+  const preflight = (origin) =>
+    fetch(`${api}${path}`, {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        "access-control-request-method": method,
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+  const allowed = await preflight(frontend);
+  assert.equal(allowed.headers.get("access-control-allow-origin"), frontend, `${path}: the frontend's preflight`);
+  assert.equal(allowed.headers.get("access-control-allow-credentials"), "true", `${path}: credentials`);
+  const foreign = await preflight("https://evil.example");
+  assert.equal(foreign.headers.get("access-control-allow-origin"), null, `${path}: a foreign origin is refused`);
+  const simple = await fetch(`${api}${path}`, { method: "GET", headers: { origin: "https://evil.example" } });
+  assert.equal(simple.headers.get("access-control-allow-origin"), null, `${path}: a foreign GET gets no CORS grant`);
+}
+console.log(`CORS: ${frontend} allowed, https://evil.example refused, on ${routes.length} routes`);
+
+// 2. The local register limit is generous (deployed: 10 an hour per address).
+const attempts = 15;
+for (let i = 0; i < attempts; i++) {
+  const response = await fetch(`${api}/api/v1/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      email: `limits-${crypto.randomUUID()}@example.com`,
+      password: "correct horse battery staple",
+      name: "Limits",
+    }),
+  });
+  assert.equal(response.status, 202, `registration ${i + 1}: ${await response.text()}`);
+}
+console.log(`local limits: ${attempts} registrations from one address accepted`);
+
+const page = await readFile(new URL("./browser/upload.html", import.meta.url));
+const server = createServer((request, response) => {
+  if (request.url === "/favicon.ico") {
+    response.writeHead(204).end();
+  } else if (request.url.startsWith("/upload.html")) {
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    response.end(page);
+  } else {
+    response.writeHead(404).end();
+  }
+});
+await new Promise((resolve, reject) => {
+  server.once("error", reject);
+  server.listen(Number(pagePort), "127.0.0.1", resolve);
+});
+
+// The machine's network is closed: no background connections, no QUIC, no first-run work.
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+let failed = true;
+try {
+  const tab = await browser.newPage();
+  tab.on("console", (message) => console.log(`[page] ${message.text()}`));
+  // ERR_ABORTED only says the page never read a body (a 202, the PUT): not a failure.
+  tab.on("requestfailed", (request) =>
+    request.failure()?.errorText !== "net::ERR_ABORTED" &&
+    console.log(`[page] request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`),
+  );
+  await tab.goto(`http://localhost:${pagePort}/upload.html?api=${encodeURIComponent(api)}`);
+  const outcome = tab.locator("#outcome:not([data-state=running])");
+  await outcome.waitFor({ timeout: 240_000 });
+  const state = await outcome.getAttribute("data-state");
+  console.log(`browser upload on ${frontend}: ${state}: ${await outcome.textContent()}`);
+  failed = state !== "done";
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(failed ? 1 : 0);
