@@ -390,3 +390,58 @@ async fn any_query_string_gets_a_clear_answer(db: PgPool) {
         }
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn any_path_id_and_conditional_header_gets_a_clear_answer(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let token = app.user("ada@example.com").await.access_token;
+    let admin = app.admin("root@example.com").await.access_token;
+    let task: Value = app
+        .post("/api/v1/tasks", &json!({"title": "t"}), Some(&token))
+        .await
+        .json();
+    let task_id = task["id"].as_str().unwrap().to_owned();
+    // Every route with an id in its path, and who may call it.
+    let routes: [(Method, &str, &str); 8] = [
+        (Method::GET, "/api/v1/tasks/{}", &token),
+        (Method::PATCH, "/api/v1/tasks/{}", &token),
+        (Method::DELETE, "/api/v1/tasks/{}", &token),
+        (Method::GET, "/api/v1/uploads/{}", &token),
+        (Method::GET, "/api/v1/uploads/{}/download", &token),
+        (Method::DELETE, "/api/v1/uploads/{}", &token),
+        (Method::POST, "/api/v1/notifications/{}/read", &token),
+        (Method::GET, "/api/v1/users/{}", &admin),
+    ];
+    let cases = draws((hostile_text(), hostile_text(), any::<bool>()), 40);
+    for (method, template, who) in &routes {
+        for (id, condition, real_id) in &cases {
+            // A hostile id, or the real task's id with a hostile If-Match / If-None-Match.
+            let segment = if *real_id {
+                task_id.clone()
+            } else {
+                encode(&clip(id))
+            };
+            if segment.is_empty() {
+                continue; // API Gateway answers `/tasks/` itself: no function runs.
+            }
+            let path = template.replace("{}", &segment);
+            let condition: String = clip(condition)
+                .chars()
+                .filter(|c| (' '..='~').contains(c))
+                .collect();
+            let r = app
+                .call(method.clone(), &path)
+                .bearer(who)
+                .header("if-match", &condition)
+                .header("if-none-match", &condition)
+                .json(&json!({"title": "t"}))
+                .send()
+                .await;
+            let shown: String = format!("{method} {path} if-match={condition}")
+                .chars()
+                .take(160)
+                .collect();
+            assert_answered(&r, &shown);
+        }
+    }
+}
