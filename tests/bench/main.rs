@@ -120,12 +120,15 @@ async fn seed(
         .await?;
         for s in 0..sessions_each {
             let session = SessionId::new();
-            sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
-                .bind(session.0)
-                .bind(user.0)
-                .bind(expires)
-                .execute(db)
-                .await?;
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, expires_at, absolute_expires_at)
+                 VALUES ($1, $2, $3, $3)",
+            )
+            .bind(session.0)
+            .bind(user.0)
+            .bind(expires)
+            .execute(db)
+            .await?;
             let token = RefreshToken::generate();
             sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)")
                 .bind(&token.hash)
