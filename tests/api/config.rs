@@ -8,28 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use shared::{BoxError, config::with_vars};
+use shared::config::with_vars;
 use tower::ServiceExt;
 
-type Loader = fn() -> Result<(), BoxError>;
-
-/// Every function and its start-up loading, as its `main` calls it.
-const FUNCTIONS: &[(&str, Loader)] = &[
-    ("auth", || auth::from_env().map(drop)),
-    ("users", || users::from_env().map(drop)),
-    ("tasks", || tasks::from_env().map(drop)),
-    ("notifications", || notifications::from_env().map(drop)),
-    ("uploads", || uploads::from_env().map(drop)),
-    ("platform", || platform::from_env().map(drop)),
-    ("upload-processor", || {
-        upload_processor::State::from_env().map(drop)
-    }),
-    ("notify-worker", || {
-        notify_worker::State::from_env().map(drop)
-    }),
-    ("outbox-relay", || outbox_relay::State::from_env().map(drop)),
-    ("migrate", || migrate::State::from_env().map(drop)),
-];
+use api_tests::START_UPS as FUNCTIONS;
 
 /// A valid value for every variable any function reads.
 fn valid(name: &str) -> &'static str {

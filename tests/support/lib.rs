@@ -147,6 +147,29 @@ impl Function {
     }
 }
 
+/// Loads a function as its `main` does (state, and CORS for HTTP functions, from the
+/// environment or a `shared::config::with_vars` scope), dropping the result.
+pub type StartUp = fn() -> Result<(), shared::BoxError>;
+
+/// Every function of the workspace, HTTP or not, with its start-up loading: what
+/// tests/api/config.rs checks against the README and the template.
+pub const START_UPS: &[(&str, StartUp)] = &[
+    ("auth", || auth::from_env().map(drop)),
+    ("users", || users::from_env().map(drop)),
+    ("tasks", || tasks::from_env().map(drop)),
+    ("notifications", || notifications::from_env().map(drop)),
+    ("uploads", || uploads::from_env().map(drop)),
+    ("platform", || platform::from_env().map(drop)),
+    ("upload-processor", || {
+        upload_processor::State::from_env().map(drop)
+    }),
+    ("notify-worker", || {
+        notify_worker::State::from_env().map(drop)
+    }),
+    ("outbox-relay", || outbox_relay::State::from_env().map(drop)),
+    ("migrate", || migrate::State::from_env().map(drop)),
+];
+
 /// Every HTTP function wired to one test database and one fresh queue.
 pub struct TestApp {
     /// The test's own database.
