@@ -1,8 +1,9 @@
 //! One task: create, fetch, patch and delete, with optimistic concurrency.
 //!
-//! Every response carrying a task sends its `ETag`. `PATCH` and `DELETE` honour
-//! `If-Match`: when the task changed since the client read it, the answer is 412 and
-//! nothing is written. `GET` honours `If-None-Match` (304).
+//! Every response carrying a task sends its `ETag` (its version). `PATCH` and `DELETE`
+//! honour `If-Match`: when the task changed since the client read it, the answer is 412
+//! and nothing is written. `GET` honours `If-None-Match` (304). The rules are
+//! `shared::http::conditional`'s.
 
 use axum::{
     extract::State,
@@ -11,6 +12,7 @@ use axum::{
 };
 use shared::{
     http::{
+        conditional::{self, IfMatch},
         error::{ApiError, ApiResult, Problem},
         extract::{Json, Path},
     },
@@ -34,62 +36,13 @@ struct TaskResponse {
 impl IntoResponse for TaskResponse {
     fn into_response(self) -> Response {
         let mut headers = HeaderMap::new();
-        if let Ok(etag) = HeaderValue::from_str(&self.task.etag()) {
-            headers.insert(header::ETAG, etag);
-        }
+        headers.insert(header::ETAG, conditional::etag_header(self.task.version));
         if self.location
             && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", self.task.id))
         {
             headers.insert(header::LOCATION, location);
         }
         (self.status, headers, Json(self.task)).into_response()
-    }
-}
-
-/// What an `If-Match` header asks for.
-enum Precondition {
-    /// No header: write unconditionally.
-    None,
-    /// `*`: the task must exist (it does, or we answer 404 first).
-    Any,
-    /// One of these versions.
-    Versions(Vec<i64>),
-}
-
-impl Precondition {
-    fn from_headers(headers: &HeaderMap) -> Self {
-        let values: Vec<&str> = headers
-            .get_all(header::IF_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect();
-        if values.is_empty() && headers.get(header::IF_MATCH).is_none() {
-            return Self::None;
-        }
-        if values.contains(&"*") {
-            return Self::Any;
-        }
-        // If-Match uses the strong comparison: weak tags (W/"..") and anything that is
-        // not one of our tags never match, so a malformed header fails safe (412).
-        Self::Versions(
-            values
-                .iter()
-                .filter_map(|v| v.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
-                .collect(),
-        )
-    }
-
-    fn check(&self, task: &Task) -> ApiResult<()> {
-        match self {
-            Self::None | Self::Any => Ok(()),
-            Self::Versions(v) if v.contains(&task.version) => Ok(()),
-            Self::Versions(_) => Err(ApiError::PreconditionFailed(
-                "the task changed since you read it; fetch it again".into(),
-            )),
-        }
     }
 }
 
@@ -163,20 +116,9 @@ pub async fn fetch(
 ) -> ApiResult<Response> {
     let mut conn = state.db.acquire().await?;
     let task = find(&mut conn, user.id, id, false).await?;
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == "*" || t == task.etag())
-        });
-    if unchanged {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(etag) = HeaderValue::from_str(&task.etag()) {
-            response.headers_mut().insert(header::ETAG, etag);
-        }
-        return Ok(response);
+    if conditional::not_modified(&headers, task.version) {
+        let etag = [(header::ETAG, conditional::etag_header(task.version))];
+        return Ok((StatusCode::NOT_MODIFIED, etag).into_response());
     }
     Ok(TaskResponse {
         status: StatusCode::OK,
@@ -214,11 +156,11 @@ pub async fn update(
     headers: HeaderMap,
     Json(patch): Json<PatchTask>,
 ) -> ApiResult<impl IntoResponse> {
-    let precondition = Precondition::from_headers(&headers);
+    let precondition = IfMatch::from_headers(&headers);
     let mut tx = state.db.begin().await?;
     // Lock the row: the version check and the write see the same version.
     let current = find(&mut tx, user.id, id, true).await?;
-    precondition.check(&current)?;
+    precondition.check(current.version, "task")?;
     let next: NewTask = patch.apply(NewTask::from(&current))?;
     let task = sqlx::query_as!(
         Task,
@@ -272,10 +214,10 @@ pub async fn remove(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let precondition = Precondition::from_headers(&headers);
+    let precondition = IfMatch::from_headers(&headers);
     let mut tx = state.db.begin().await?;
     let current = find(&mut tx, user.id, id, true).await?;
-    precondition.check(&current)?;
+    precondition.check(current.version, "task")?;
     sqlx::query!(
         "DELETE FROM tasks WHERE id = $1 AND owner_id = $2",
         id,

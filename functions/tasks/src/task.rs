@@ -87,13 +87,6 @@ pub struct Task {
     pub updated_at: OffsetDateTime,
 }
 
-impl Task {
-    /// The entity tag of this version (a strong validator).
-    pub fn etag(&self) -> String {
-        format!("\"{}\"", self.version)
-    }
-}
-
 /// A request to create a task.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 pub mod client;
+pub mod conditional;
 pub mod cors;
 pub mod error;
 pub mod extract;
