@@ -107,3 +107,17 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<&str> {
         _ => None,
     }
 }
+
+/// The Postgres SQLSTATE for a foreign-key violation.
+const FOREIGN_KEY_VIOLATION: &str = "23503";
+
+/// Names the foreign key a failed statement violated (a row still referenced by one
+/// that may not lose it), if that is why it failed.
+pub fn foreign_key_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(FOREIGN_KEY_VIOLATION) => {
+            db.constraint()
+        }
+        _ => None,
+    }
+}

@@ -234,6 +234,18 @@ async fn any_value_in_any_body_field_gets_a_clear_answer(db: PgPool) {
         .json();
     let task = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
     let ada = format!("/api/v1/users/{}", app.id_of(&token).await);
+    let organizer = app.organizer("ana@example.com").await.access_token;
+    let valid_event = json!({
+        "title": "Night", "description": "d", "category": "salsa",
+        "venue": {"name": "Hall", "address": "Street 1", "city": "Madrid", "region": "", "country": "ES"},
+        "starts_at": "2030-01-01T20:00:00Z", "ends_at": "2030-01-02T02:00:00Z",
+        "timezone": "Europe/Madrid", "capacity": 100, "cover_upload_id": null
+    });
+    let event: Value = app
+        .post("/api/v1/events", &valid_event, Some(&organizer))
+        .await
+        .json();
+    let event = format!("/api/v1/events/{}", event["id"].as_str().unwrap());
 
     // Each route with a valid body; each case replaces one field with a hostile value.
     let routes: Vec<(Method, &str, Option<&str>, Value)> = vec![
@@ -309,6 +321,13 @@ async fn any_value_in_any_body_field_gets_a_clear_answer(db: PgPool) {
             Some(&token),
             json!({"purpose": "avatar", "content_type": "image/png", "size": 100, "filename": "a.png"}),
         ),
+        (
+            Method::POST,
+            "/api/v1/events",
+            Some(&organizer),
+            valid_event.clone(),
+        ),
+        (Method::PATCH, &event, Some(&organizer), valid_event.clone()),
     ];
     let cases = draws((0..64usize, hostile_value()), 48);
     for (method, path, bearer, valid) in &routes {
@@ -335,7 +354,8 @@ async fn any_query_string_gets_a_clear_answer(db: PgPool) {
     let app = TestApp::new(db).await;
     let token = app.user("ada@example.com").await.access_token;
     let admin = app.admin("root@example.com").await.access_token;
-    let lists: [(&str, &str, &[&str]); 4] = [
+    let organizer = app.organizer("ana@example.com").await.access_token;
+    let lists: [(&str, &str, &[&str]); 5] = [
         (
             "/api/v1/tasks",
             &token,
@@ -367,6 +387,7 @@ async fn any_query_string_gets_a_clear_answer(db: PgPool) {
             &admin,
             &["kind", "actor_id", "target_id", "since", "limit", "cursor"],
         ),
+        ("/api/v1/events/mine", &organizer, &["limit", "cursor"]),
     ];
     let cases = draws(
         (0..64usize, hostile_text(), hostile_text(), any::<bool>()),
@@ -402,7 +423,8 @@ async fn any_path_id_and_conditional_header_gets_a_clear_answer(db: PgPool) {
         .json();
     let task_id = task["id"].as_str().unwrap().to_owned();
     // Every route with an id in its path, and who may call it.
-    let routes: [(Method, &str, &str); 8] = [
+    let organizer = app.organizer("ana@example.com").await.access_token;
+    let routes: [(Method, &str, &str); 11] = [
         (Method::GET, "/api/v1/tasks/{}", &token),
         (Method::PATCH, "/api/v1/tasks/{}", &token),
         (Method::DELETE, "/api/v1/tasks/{}", &token),
@@ -411,6 +433,9 @@ async fn any_path_id_and_conditional_header_gets_a_clear_answer(db: PgPool) {
         (Method::DELETE, "/api/v1/uploads/{}", &token),
         (Method::POST, "/api/v1/notifications/{}/read", &token),
         (Method::GET, "/api/v1/users/{}", &admin),
+        (Method::GET, "/api/v1/events/{}", &organizer),
+        (Method::GET, "/api/v1/events/{}", &token),
+        (Method::PATCH, "/api/v1/events/{}", &organizer),
     ];
     let cases = draws((hostile_text(), hostile_text(), any::<bool>()), 40);
     for (method, template, who) in &routes {

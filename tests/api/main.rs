@@ -12,6 +12,7 @@ mod brute_force;
 mod config;
 mod e2e;
 mod events;
+mod events_api;
 mod headers;
 mod hostile_input;
 mod notifications;

@@ -588,6 +588,12 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
             http_event("GET", "/api/v1/users/me", Some(token)),
         ),
         (
+            "events-api",
+            http_event("GET", "/api/v1/events/nope/x", None),
+            // The public page of an event, no token: one query (this one is not there).
+            http_event("GET", "/api/v1/events/no-such-event", None),
+        ),
+        (
             "platform",
             http_event("GET", "/openapi.json", None),
             http_event("GET", "/health", None),

@@ -29,6 +29,7 @@ const routes = [
   ["POST", "/api/v1/tasks"],
   ["GET", "/api/v1/notifications"],
   ["POST", "/api/v1/uploads"],
+  ["POST", "/api/v1/events"],
   ["GET", "/health"],
 ];
 for (const [method, path] of routes) {

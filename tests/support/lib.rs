@@ -86,6 +86,7 @@ pub fn function_docs() -> Vec<(Function, utoipa::openapi::OpenApi)> {
         (Function::Tasks, tasks::openapi()),
         (Function::Uploads, uploads::openapi()),
         (Function::Users, users::openapi()),
+        (Function::Events, events_api::openapi()),
     ]
 }
 
@@ -115,17 +116,20 @@ pub enum Function {
     Uploads,
     /// `functions/users`.
     Users,
+    /// `functions/events-api`.
+    Events,
 }
 
 impl Function {
     /// Every HTTP function.
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Self::Auth,
         Self::Notifications,
         Self::Platform,
         Self::Tasks,
         Self::Uploads,
         Self::Users,
+        Self::Events,
     ];
 
     /// The function's binary name (the template's and the local router's).
@@ -137,6 +141,7 @@ impl Function {
             Self::Tasks => "tasks",
             Self::Uploads => "uploads",
             Self::Users => "users",
+            Self::Events => "events-api",
         }
     }
 
@@ -160,6 +165,7 @@ pub const START_UPS: &[(&str, StartUp)] = &[
     ("notifications", || notifications::from_env().map(drop)),
     ("uploads", || uploads::from_env().map(drop)),
     ("platform", || platform::from_env().map(drop)),
+    ("events-api", || events_api::from_env().map(drop)),
     ("upload-processor", || {
         upload_processor::State::from_env().map(drop)
     }),
@@ -182,6 +188,7 @@ pub struct TestApp {
     tasks: Router,
     uploads: Router,
     users: Router,
+    events: Router,
 }
 
 impl TestApp {
@@ -247,6 +254,10 @@ impl TestApp {
             platform: shared::http::app(platform::router(db.clone())),
             tasks: shared::http::app(tasks::router(tasks::AppState::new(db.clone(), &config))),
             users: shared::http::app(users::router(users::AppState::new(db.clone(), &config))),
+            events: shared::http::app(events_api::router(events_api::AppState::new(
+                db.clone(),
+                &config,
+            ))),
             uploads: uploads_router(
                 &db,
                 &s3::moto_target(),
@@ -288,6 +299,7 @@ impl TestApp {
             Function::Tasks => self.tasks.clone(),
             Function::Uploads => self.uploads.clone(),
             Function::Users => self.users.clone(),
+            Function::Events => self.events.clone(),
         }
     }
 
@@ -417,6 +429,21 @@ impl TestApp {
         let logged_in = self.login(email, PASSWORD).await;
         assert_eq!(logged_in.status, StatusCode::OK, "{}", logged_in.text());
         logged_in.json()
+    }
+
+    /// A user made organizer by an admin, as in production (`PATCH /api/v1/users/{id}`).
+    pub async fn organizer(&self, email: &str) -> Tokens {
+        let tokens = self.user(email).await;
+        let id = self.id_of(&tokens.access_token).await;
+        let admin = self.admin("organizer-maker@example.com").await;
+        let promoted = self
+            .call(Method::PATCH, &format!("/api/v1/users/{id}"))
+            .bearer(&admin.access_token)
+            .json(&json!({"role": "organizer"}))
+            .send()
+            .await;
+        assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text());
+        tokens
     }
 
     /// The id of the user a token belongs to (from `/api/v1/auth/me`).

@@ -6,12 +6,12 @@ use shared::{
     http::{
         error::{ApiError, ApiResult, Problem},
         extract::{Json, Path, Query},
-        pagination::{self, CreatedKey, Page, PageSize},
+        pagination::{self, CreatedKey, Page, PageParams},
     },
     identity::guard::CurrentUser,
 };
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -37,23 +37,13 @@ pub struct Notification {
     pub created_at: OffsetDateTime,
 }
 
-/// Query parameters of the listing.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1 to 100 (default 20).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Lists the caller's notifications, newest first.
 #[utoipa::path(
     get,
     path = "/api/v1/notifications",
     operation_id = "list_notifications",
     tag = "notifications",
-    params(ListParams),
+    params(PageParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of notifications", body = Page<Notification>),
@@ -66,14 +56,9 @@ pub struct ListParams {
 pub async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(params): Query<ListParams>,
+    Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<Notification>>> {
-    let size = PageSize::parse(params.limit)?;
-    let after: Option<CreatedKey> = params
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor)
-        .transpose()?;
+    let (size, after): (_, Option<CreatedKey>) = params.parse()?;
     // Row comparison `(created_at, id) < (t, id)` walks the (user_id, created_at DESC,
     // id DESC) index from the cursor on; NULL parameters mean "first page".
     let rows = sqlx::query_as!(

@@ -9,7 +9,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
@@ -135,6 +135,25 @@ pub struct CreatedKey {
     pub t: OffsetDateTime,
     /// The last item's id (tie-breaker).
     pub id: Uuid,
+}
+
+/// The query parameters of a list that has no filters: page size and cursor.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The page size and the decoded cursor (400 when it was edited).
+    pub fn parse<K: DeserializeOwned>(&self) -> Result<(PageSize, Option<K>), ApiError> {
+        let size = PageSize::parse(self.limit)?;
+        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+        Ok((size, after))
+    }
 }
 
 /// Splits a `limit + 1` fetch into a page, building the cursor from the last item kept.

@@ -196,12 +196,27 @@ pub fn keep_an_admin(admins: &[UserId], target: &User) -> Result<(), ApiError> {
 
 /// Deletes an account. Its sessions, refresh tokens, tasks, notifications, uploads
 /// records and external identities go with it (foreign keys cascade); the audit log
-/// keeps the id.
-pub async fn delete(conn: &mut PgConnection, id: UserId) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM users WHERE id = $1", id.0)
+/// keeps the id. An organizer's drafts go too (nobody else ever saw them), but events
+/// that were published do not vanish with their account: 409 while it has any.
+pub async fn delete(conn: &mut PgConnection, id: UserId) -> Result<(), ApiError> {
+    sqlx::query!(
+        "DELETE FROM events WHERE organizer_id = $1 AND status = 'draft'",
+        id.0
+    )
+    .execute(&mut *conn)
+    .await?;
+    let deleted = sqlx::query!("DELETE FROM users WHERE id = $1", id.0)
         .execute(conn)
-        .await?;
-    Ok(())
+        .await;
+    match deleted {
+        Err(e) if crate::db::foreign_key_violation(&e) == Some("events_organizer_id_fkey") => {
+            Err(ApiError::Conflict(
+                "this account organizes published events: an admin must move them to another organizer first"
+                    .into(),
+            ))
+        }
+        other => other.map(drop).map_err(ApiError::from),
+    }
 }
 
 #[cfg(test)]

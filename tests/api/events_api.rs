@@ -1,0 +1,333 @@
+//! The events API: organizers' drafts, edits with If-Match, and public reads.
+
+use api_tests::{TestApp, Tokens};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+fn salsa_night() -> Value {
+    json!({
+        "title": "Salsa Night: Madrid",
+        "description": "Social dancing.\nBeginners' class at 20:00.",
+        "category": "Salsa",
+        "venue": {"name": "Salón", "address": "Calle Mayor 1", "city": "Madrid", "country": "es"},
+        "starts_at": "2027-03-06T20:00:00+01:00",
+        "ends_at": "2027-03-07T02:00:00+01:00",
+        "timezone": "Europe/Madrid",
+        "capacity": 120
+    })
+}
+
+async fn create(app: &TestApp, who: &Tokens, body: &Value) -> api_tests::Response {
+    app.post("/api/v1/events", body, Some(&who.access_token))
+        .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn organizers_create_drafts_that_only_they_see(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ana = app.organizer("ana@example.com").await;
+    let created = create(&app, &ana, &salsa_night()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    let event: Value = created.json();
+    let location = created.header("location").unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!("/api/v1/events/{}", event["id"].as_str().unwrap())
+    );
+    assert_eq!(event["slug"], "salsa-night-madrid");
+    assert_eq!(event["status"], "draft");
+    assert_eq!(event["category"], "salsa");
+    assert_eq!(event["venue"]["country"], "ES");
+    assert_eq!(event["starts_at"], "2027-03-06T19:00:00Z");
+    assert_eq!(event["capacity"], 120);
+
+    // The organizer reads it by id and by slug; a draft is never kept by a shared cache.
+    for key in [event["id"].as_str().unwrap(), "salsa-night-madrid"] {
+        let shown = app
+            .get(&format!("/api/v1/events/{key}"), Some(&ana.access_token))
+            .await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.text());
+        assert_eq!(shown.json::<Value>()["id"], event["id"]);
+        assert_eq!(shown.header("cache-control"), Some("private, no-cache"));
+    }
+    // Anyone else (anonymous, another user, another organizer): as if it did not exist.
+    let bob = app.user("bob@example.com").await;
+    let cleo = app.organizer("cleo@example.com").await;
+    app.get(&location, None)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    for other in [&bob, &cleo] {
+        app.get(&location, Some(&other.access_token))
+            .await
+            .problem(StatusCode::NOT_FOUND);
+    }
+    // An admin sees it.
+    let admin = app.admin("root@example.com").await;
+    assert_eq!(
+        app.get(&location, Some(&admin.access_token)).await.status,
+        StatusCode::OK
+    );
+
+    // The same title again gets the next free slug; "mine" is never a slug.
+    let again: Value = create(&app, &ana, &salsa_night()).await.json();
+    assert_eq!(again["slug"], "salsa-night-madrid-2");
+    let mut mine = salsa_night();
+    mine["title"] = json!("Mine");
+    let mine: Value = create(&app, &ana, &mine).await.json();
+    assert_eq!(mine["slug"], "event-mine");
+
+    // Ordinary users cannot organize.
+    create(&app, &bob, &salsa_night())
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    app.post("/api/v1/events", &salsa_night(), None)
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+
+    // The organizer's list: their own three, newest first, in pages; cleo's is empty.
+    let page: Value = app
+        .get("/api/v1/events/mine?limit=2", Some(&ana.access_token))
+        .await
+        .json();
+    let slugs: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["event-mine", "salsa-night-madrid-2"]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest: Value = app
+        .get(
+            &format!("/api/v1/events/mine?limit=2&cursor={cursor}"),
+            Some(&ana.access_token),
+        )
+        .await
+        .json();
+    assert_eq!(rest["items"][0]["slug"], "salsa-night-madrid");
+    assert!(rest["next_cursor"].is_null());
+    let empty: Value = app
+        .get("/api/v1/events/mine", Some(&cleo.access_token))
+        .await
+        .json();
+    assert_eq!(empty["items"], json!([]));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn edits_need_the_current_version_and_stay_valid(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ana = app.organizer("ana@example.com").await;
+    let event: Value = create(&app, &ana, &salsa_night()).await.json();
+    let path = format!("/api/v1/events/{}", event["id"].as_str().unwrap());
+    let patch = |body: Value, if_match: Option<&'static str>| {
+        let mut call = app
+            .call(Method::PATCH, &path)
+            .bearer(&ana.access_token)
+            .json(&body);
+        if let Some(tag) = if_match {
+            call = call.header("if-match", tag);
+        }
+        call.send()
+    };
+
+    let changed = patch(
+        json!({"title": "Salsa Night XL", "capacity": null}),
+        Some("\"1\""),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    assert_eq!(changed.header("etag"), Some("\"2\""));
+    let changed: Value = changed.json();
+    assert_eq!(changed["title"], "Salsa Night XL");
+    assert!(changed["capacity"].is_null());
+    assert_eq!(changed["slug"], "salsa-night-madrid", "the address stays");
+
+    // A stale tag changes nothing.
+    let stale = patch(json!({"title": "Lost update"}), Some("\"1\""))
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED);
+    assert!(
+        stale["detail"].as_str().unwrap().contains("event"),
+        "{stale}"
+    );
+    // Invalid fields, each named; nothing written.
+    let invalid = patch(
+        json!({"ends_at": "2027-03-06T18:00:00Z", "timezone": "Mars/Olympus", "venue": {"name": "", "address": "x", "city": "Madrid", "country": "Spain"}}),
+        None,
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = invalid["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["venue/name", "venue/country", "ends_at"],
+        "{invalid}"
+    );
+    let zone = patch(json!({"timezone": "Mars/Olympus"}), None)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(zone["errors"][0]["field"], "timezone");
+    patch(json!({"status": "published"}), None)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let now: Value = app.get(&path, Some(&ana.access_token)).await.json();
+    assert_eq!(
+        (now["version"].as_i64(), now["title"].as_str()),
+        (Some(2), Some("Salsa Night XL"))
+    );
+
+    // Another organizer's event is a 404, whatever the key.
+    let cleo = app.organizer("cleo@example.com").await;
+    app.call(Method::PATCH, &path)
+        .bearer(&cleo.access_token)
+        .json(&json!({"title": "Mine now"}))
+        .send()
+        .await
+        .problem(StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_cover_must_be_the_organizers_own_ready_event_image(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ana = app.organizer("ana@example.com").await;
+    let cleo = app.organizer("cleo@example.com").await;
+    // Upload rows as the processor leaves them (the upload path has its own tests).
+    let upload = |owner: String, purpose: &'static str, status: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let id = uuid::Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO uploads (id, owner_id, purpose, object_key, filename, content_type,
+                                      size, status, url_expires_at)
+                 VALUES ($1, $2::uuid, $3::upload_purpose, $4, 'c.png', 'image/png', 10,
+                         $5::upload_status, now())",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(purpose)
+            .bind(format!("k/{id}"))
+            .bind(status)
+            .execute(&db)
+            .await
+            .unwrap();
+            id
+        }
+    };
+    let ana_id = app.id_of(&ana.access_token).await;
+    let cleo_id = app.id_of(&cleo.access_token).await;
+    let good = upload(ana_id.clone(), "event_image", "ready").await;
+    let refused = [
+        upload(ana_id.clone(), "event_image", "pending").await,
+        upload(ana_id, "avatar", "ready").await,
+        upload(cleo_id, "event_image", "ready").await,
+        uuid::Uuid::now_v7(),
+    ];
+    for id in refused {
+        let mut body = salsa_night();
+        body["cover_upload_id"] = json!(id);
+        let problem = create(&app, &ana, &body)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            problem["errors"][0]["field"], "cover_upload_id",
+            "{problem}"
+        );
+    }
+    let mut body = salsa_night();
+    body["cover_upload_id"] = json!(good);
+    let created = create(&app, &ana, &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert_eq!(created.json::<Value>()["cover_upload_id"], json!(good));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn published_events_are_public_and_cacheable(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ana = app.organizer("ana@example.com").await;
+    let event: Value = create(&app, &ana, &salsa_night()).await.json();
+    // Publishing comes with ticket types; here the row is published directly.
+    sqlx::query("UPDATE events SET status = 'published', published_at = now()")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let path = "/api/v1/events/salsa-night-madrid";
+    let shown = app.get(path, None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text());
+    assert_eq!(shown.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(shown.header("vary"), Some("authorization"));
+    let etag = shown.header("etag").unwrap().to_owned();
+    assert_eq!(shown.json::<Value>()["id"], event["id"]);
+    // A client holding the current tag gets 304 with no body; a stale one the event.
+    let unchanged = app
+        .call(Method::GET, path)
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(unchanged.text(), "");
+    assert_eq!(unchanged.header("etag"), Some(etag.as_str()));
+    let stale = app
+        .call(Method::GET, path)
+        .header("if-none-match", "\"0\"")
+        .send()
+        .await;
+    assert_eq!(stale.status, StatusCode::OK);
+    // Unknown ids and slugs, and keys that can be neither, are 404s.
+    for key in [
+        uuid::Uuid::now_v7().to_string(),
+        "no-such-event".into(),
+        "Not A Slug".replace(' ', "%20"),
+        "a".repeat(91),
+    ] {
+        app.get(&format!("/api/v1/events/{key}"), None)
+            .await
+            .problem(StatusCode::NOT_FOUND);
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn drafts_go_with_their_organizer_but_published_events_stay(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+    };
+    // A draft nobody else saw goes with the account.
+    let bea = app.organizer("bea@example.com").await;
+    create(&app, &bea, &salsa_night()).await;
+    let deleted = app
+        .call(Method::DELETE, "/api/v1/users/me")
+        .bearer(&bea.access_token)
+        .send()
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    assert_eq!(count().await, 0);
+
+    // A published event keeps its organizer's account.
+    let ana = app.organizer("ana@example.com").await;
+    create(&app, &ana, &salsa_night()).await;
+    sqlx::query("UPDATE events SET status = 'published', published_at = now()")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let refused = app
+        .call(Method::DELETE, "/api/v1/users/me")
+        .bearer(&ana.access_token)
+        .send()
+        .await
+        .problem(StatusCode::CONFLICT);
+    assert!(
+        refused["detail"].as_str().unwrap().contains("events"),
+        "{refused}"
+    );
+    assert_eq!(app.me(&ana.access_token).await.status, StatusCode::OK);
+}
