@@ -134,6 +134,12 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
         Function::Events,
         StatusCode::NOT_FOUND,
     ),
+    // Anyone may browse; the draft is not listed.
+    (
+        "events-api/catalogue.json",
+        Function::Events,
+        StatusCode::OK,
+    ),
     ("users/me.json", Function::Users, StatusCode::OK),
     ("users/update-me.json", Function::Users, StatusCode::OK),
     // The sample user is no admin: the admin routes refuse it.
@@ -255,6 +261,14 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
                 let event: Value = response.json();
                 assert_eq!(event["status"], "draft");
                 event_id = Some(event["id"].as_str().unwrap().to_owned());
+            }
+            "events-api/catalogue.json" => {
+                let page: Value = response.json();
+                assert_eq!(
+                    page["items"],
+                    serde_json::json!([]),
+                    "drafts are not listed"
+                );
             }
             "events-api/mine.json" => {
                 let page: Value = response.json();

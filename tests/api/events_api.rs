@@ -331,3 +331,211 @@ async fn drafts_go_with_their_organizer_but_published_events_stay(db: PgPool) {
     );
     assert_eq!(app.me(&ana.access_token).await.status, StatusCode::OK);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_catalogue_lists_published_events_to_come(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ana = app.organizer("ana@example.com").await;
+    let cleo = app.organizer("cleo@example.com").await;
+    let event = |title: &str, category: &str, city: &str, starts: &str, ends: &str| {
+        let mut body = salsa_night();
+        body["title"] = json!(title);
+        body["category"] = json!(category);
+        body["venue"]["city"] = json!(city);
+        body["starts_at"] = json!(starts);
+        body["ends_at"] = json!(ends);
+        body
+    };
+    let made = [
+        (
+            &ana,
+            event(
+                "Salsa Night",
+                "salsa",
+                "Madrid",
+                "2030-03-06T20:00:00Z",
+                "2030-03-07T02:00:00Z",
+            ),
+        ),
+        (
+            &ana,
+            event(
+                "Bachata Sunday",
+                "bachata",
+                "Madrid",
+                "2030-03-01T18:00:00Z",
+                "2030-03-01T23:00:00Z",
+            ),
+        ),
+        (
+            &cleo,
+            event(
+                "Tango Milonga",
+                "tango",
+                "Buenos Aires",
+                "2030-04-01T21:00:00Z",
+                "2030-04-02T01:00:00Z",
+            ),
+        ),
+        (
+            &cleo,
+            event(
+                "West Coast Weekend",
+                "west-coast-swing",
+                "madrid",
+                "2030-05-01T10:00:00Z",
+                "2030-05-03T18:00:00Z",
+            ),
+        ),
+        (
+            &ana,
+            event(
+                "Draft Salsa",
+                "salsa",
+                "Madrid",
+                "2030-03-02T20:00:00Z",
+                "2030-03-02T23:00:00Z",
+            ),
+        ),
+        (
+            &ana,
+            event(
+                "Past Salsa",
+                "salsa",
+                "Madrid",
+                "2030-01-01T20:00:00Z",
+                "2030-01-01T23:00:00Z",
+            ),
+        ),
+        (
+            &cleo,
+            event(
+                "Cancelled Salsa",
+                "salsa",
+                "Madrid",
+                "2030-03-03T20:00:00Z",
+                "2030-03-03T23:00:00Z",
+            ),
+        ),
+    ];
+    for (who, body) in &made {
+        assert_eq!(create(&app, who, body).await.status, StatusCode::CREATED);
+    }
+    // Publishing comes with ticket types; here the rows are set as publishing leaves them.
+    sqlx::raw_sql(
+        "UPDATE events SET status = 'published' WHERE title NOT IN ('Draft Salsa', 'Cancelled Salsa');
+         UPDATE events SET status = 'cancelled' WHERE title = 'Cancelled Salsa';
+         UPDATE events SET starts_at = now() - interval '3 hours', ends_at = now() - interval '1 hour'
+           WHERE title = 'Past Salsa';",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let titles = |query: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.get(&format!("/api/v1/events{query}"), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text());
+            r.json::<Value>()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["title"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Published, not ended, soonest first; drafts, cancelled and past events are not there.
+    assert_eq!(
+        titles("").await,
+        [
+            "Bachata Sunday",
+            "Salsa Night",
+            "Tango Milonga",
+            "West Coast Weekend"
+        ]
+    );
+    assert_eq!(titles("?q=salsa").await, ["Salsa Night"]);
+    assert_eq!(
+        titles("?q=%22west%20coast%22").await,
+        ["West Coast Weekend"]
+    );
+    assert_eq!(
+        titles("?q=salsa%20OR%20tango").await,
+        ["Salsa Night", "Tango Milonga"]
+    );
+    assert_eq!(
+        titles("?city=MADRID").await,
+        ["Bachata Sunday", "Salsa Night", "West Coast Weekend"]
+    );
+    assert_eq!(titles("?category=Tango").await, ["Tango Milonga"]);
+    assert_eq!(
+        titles("?from=2030-03-05T00:00:00Z&to=2030-04-30T00:00:00Z").await,
+        ["Salsa Night", "Tango Milonga"]
+    );
+    let cleo_id = app.id_of(&cleo.access_token).await;
+    let by_cleo = app
+        .get(&format!("/api/v1/events?organizer={cleo_id}"), None)
+        .await
+        .json::<Value>();
+    assert_eq!(by_cleo["items"].as_array().unwrap().len(), 2);
+    assert_eq!(titles("?q=nothing-like-this").await, Vec::<String>::new());
+
+    // Pages of one, walked by cursor, neither repeat nor skip.
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/events?limit=1".to_owned();
+    loop {
+        let page: Value = app.get(&url, None).await.json();
+        seen.push(page["items"][0]["title"].as_str().unwrap().to_owned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("/api/v1/events?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, titles("").await);
+
+    // Cacheable: a public Cache-Control and an ETag of the content (304 when current).
+    let listed = app.get("/api/v1/events", None).await;
+    assert_eq!(listed.header("cache-control"), Some("public, max-age=30"));
+    assert_eq!(listed.header("content-type"), Some("application/json"));
+    let etag = listed.header("etag").unwrap().to_owned();
+    let again = app
+        .call(Method::GET, "/api/v1/events")
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    sqlx::query("UPDATE events SET title = 'Salsa Night!' WHERE title = 'Salsa Night'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let changed = app
+        .call(Method::GET, "/api/v1/events")
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(
+        changed.status,
+        StatusCode::OK,
+        "a changed listing has a new tag"
+    );
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+
+    // Parameters that do not parse are named; an edited cursor is a 400.
+    for (query, field) in [
+        ("?from=yesterday", "from"),
+        ("?to=2030-13-01T00:00:00Z", "to"),
+        ("?organizer=ana", "organizer"),
+        ("?limit=0", "limit"),
+    ] {
+        let problem = app
+            .get(&format!("/api/v1/events{query}"), None)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        let named = problem["errors"][0]["field"] == field || detail.contains(field);
+        assert!(named, "{query}: {problem}");
+    }
+    app.get("/api/v1/events?cursor=bm90LWEtY3Vyc29y", None)
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+}

@@ -355,7 +355,7 @@ async fn any_query_string_gets_a_clear_answer(db: PgPool) {
     let token = app.user("ada@example.com").await.access_token;
     let admin = app.admin("root@example.com").await.access_token;
     let organizer = app.organizer("ana@example.com").await.access_token;
-    let lists: [(&str, &str, &[&str]); 5] = [
+    let lists: [(&str, &str, &[&str]); 6] = [
         (
             "/api/v1/tasks",
             &token,
@@ -388,6 +388,20 @@ async fn any_query_string_gets_a_clear_answer(db: PgPool) {
             &["kind", "actor_id", "target_id", "since", "limit", "cursor"],
         ),
         ("/api/v1/events/mine", &organizer, &["limit", "cursor"]),
+        (
+            "/api/v1/events",
+            &token,
+            &[
+                "q",
+                "city",
+                "category",
+                "from",
+                "to",
+                "organizer",
+                "limit",
+                "cursor",
+            ],
+        ),
     ];
     let cases = draws(
         (0..64usize, hostile_text(), hostile_text(), any::<bool>()),

@@ -6,13 +6,15 @@
 //! patch with `If-Match`); [`public`] shows one event by id or slug, to anyone when it
 //! is published or cancelled and to its organizer (or an admin) while it is a draft,
 //! with an `ETag` (304 on `If-None-Match`) and a short public `Cache-Control` so a CDN
-//! absorbs read bursts. Ticket types, publishing, the catalogue, orders and check-in
-//! come next (issue 12).
+//! absorbs read bursts; [`catalogue`] lists published events that have not ended, with
+//! search and filters, cacheable the same way. Ticket types, publishing, orders and
+//! check-in come next (issue 12).
 //!
 //! A request flows: API Gateway -> `shared::http` -> this router -> handler -> Postgres.
 //! An organizer only ever reaches their own events: every organizer query carries the
 //! caller's id (admins excepted), so another organizer's event is a 404.
 
+pub mod catalogue;
 pub mod event;
 pub mod manage;
 pub mod public;
@@ -44,7 +46,7 @@ impl AppState {
 // Every route of the function, each declared once (see `shared::api_routes!`). API Gateway
 // sends this function `/api/v1/events` and `/api/v1/events/{proxy+}`.
 shared::api_routes!(AppState, ApiDoc;
-    [manage::create],
+    [catalogue::list, manage::create],
     [manage::mine],
     [public::show, manage::update],
 );

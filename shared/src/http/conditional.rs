@@ -21,7 +21,12 @@ pub fn etag_header(version: i64) -> HeaderValue {
 /// Whether `If-None-Match` names the current version (or `*`): the client's copy is
 /// current, answer 304. Weak tags compare as their strong form, as RFC 9110 asks of GET.
 pub fn not_modified(headers: &HeaderMap, version: i64) -> bool {
-    let current = etag(version);
+    none_match(headers, &etag(version))
+}
+
+/// Whether `If-None-Match` names `current` (a quoted tag, e.g. a digest of the body) or
+/// `*`: answer 304. Weak tags compare as their strong form.
+pub fn none_match(headers: &HeaderMap, current: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
