@@ -148,13 +148,15 @@ pub async fn create(
             break;
         }
     }
-    let event = Event::from(created.ok_or_else(|| anyhow_slug(&base))?);
+    let event = Event::from(created.ok_or_else(|| no_free_slug(&base))?);
     tx.commit().await?;
     tracing::info!(event_id = %event.id, "event created");
     Ok(event_response(StatusCode::CREATED, event, true))
 }
 
-fn anyhow_slug(base: &str) -> ApiError {
+/// Every candidate taken, the last one made from this event's own new id: a bug or an
+/// attack on the slug space, worth a 500 and a log line rather than a guess.
+fn no_free_slug(base: &str) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("no free slug for {base}"))
 }
 
