@@ -1,7 +1,7 @@
 //! An event: its JSON view, the bodies that create and change it, and the rules its
 //! fields follow ([`EventFields::check`], which reports every bad field at once).
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use shared::http::{error::FieldError, timestamp::Timestamp};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -139,22 +139,13 @@ pub struct PatchEvent {
     /// New time zone.
     pub timezone: Option<String>,
     /// New cover image; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<Uuid>)]
     pub cover_upload_id: Option<Option<Uuid>>,
     /// New capacity; `null` removes the cap.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<i32>)]
     pub capacity: Option<Option<i32>>,
-}
-
-/// Tells a present `null` (`Some(None)`) from an absent field (`None`, via `default`).
-fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The editable fields of an event, as stored.

@@ -3,7 +3,7 @@
 //! Parse, don't validate: [`NewTask`] and [`TaskChanges`] can only be built from a
 //! request by parsers that report every invalid field at once (a 422 with `errors`).
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use shared::http::{
     error::{ApiError, FieldError},
     timestamp::Timestamp,
@@ -116,38 +116,29 @@ pub struct CreateTask {
 #[serde(deny_unknown_fields)]
 pub struct PatchTask {
     /// New title.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<String>)]
     pub title: Option<Option<String>>,
     /// New description; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     /// New status.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<Status>)]
     pub status: Option<Option<Status>>,
     /// New priority.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<Priority>)]
     pub priority: Option<Option<Priority>>,
     /// New due date; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub due_at: Option<Option<Timestamp>>,
     /// New tags; `null` clears them.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub tags: Option<Option<Vec<String>>>,
-}
-
-/// Tells a present `null` (`Some(None)`) from an absent field (`None`, via `default`).
-fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The editable fields of a task, every one valid.

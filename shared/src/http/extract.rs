@@ -79,6 +79,17 @@ fn not_json() -> ApiError {
     )
 }
 
+/// For JSON merge patch (RFC 7396) fields: with `#[serde(default, deserialize_with =
+/// "shared::http::extract::present")]` on an `Option<Option<T>>`, an absent field stays
+/// `None` and a present `null` becomes `Some(None)` ("clear it").
+pub fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// `application/json` or any `application/*+json`, as axum accepts.
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(mime) = headers
