@@ -127,14 +127,20 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
     ("events-api/get.json", Function::Events, StatusCode::OK),
     // If-Match "1": the version the create sample made.
     ("events-api/update.json", Function::Events, StatusCode::OK),
+    (
+        "events-api/add-ticket-type.json",
+        Function::Events,
+        StatusCode::CREATED,
+    ),
+    ("events-api/publish.json", Function::Events, StatusCode::OK),
     ("events-api/mine.json", Function::Events, StatusCode::OK),
-    // A draft: anonymous readers do not see it.
+    // Published: anyone reads it, with its ticket types.
     (
         "events-api/get-by-slug-public.json",
         Function::Events,
-        StatusCode::NOT_FOUND,
+        StatusCode::OK,
     ),
-    // Anyone may browse; the draft is not listed.
+    // Anyone may browse; the event is listed.
     (
         "events-api/catalogue.json",
         Function::Events,
@@ -160,11 +166,12 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
     ),
     // It ends the session the others use.
     ("auth/logout.json", Function::Auth, StatusCode::NO_CONTENT),
-    // Last: logs in again (with the changed password) and deletes the sample user.
+    // Last: logs in again (with the changed password) and tries to delete the sample user,
+    // who organizes a published event by now: refused, the account and the event stay.
     (
         "users/delete-me.json",
         Function::Users,
-        StatusCode::NO_CONTENT,
+        StatusCode::CONFLICT,
     ),
 ];
 
@@ -264,11 +271,12 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
             }
             "events-api/catalogue.json" => {
                 let page: Value = response.json();
-                assert_eq!(
-                    page["items"],
-                    serde_json::json!([]),
-                    "drafts are not listed"
-                );
+                assert_eq!(page["items"][0]["title"], "Salsa Night XL");
+            }
+            "events-api/get-by-slug-public.json" => {
+                let event: Value = response.json();
+                assert_eq!(event["status"], "published");
+                assert_eq!(event["ticket_types"][0]["name"], "Full pass");
             }
             "events-api/mine.json" => {
                 let page: Value = response.json();
@@ -301,11 +309,13 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
                 app.me(token).await.problem(StatusCode::UNAUTHORIZED);
             }
             "users/delete-me.json" => {
-                let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-                    .fetch_one(&app.db)
-                    .await
-                    .unwrap();
-                assert_eq!(users, 0, "{sample}");
+                let left: (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM events)",
+                )
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+                assert_eq!(left, (1, 1), "{sample}");
             }
             _ => {}
         }

@@ -539,3 +539,152 @@ async fn the_catalogue_lists_published_events_to_come(db: PgPool) {
         .await
         .problem(StatusCode::BAD_REQUEST);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn ticket_types_then_publishing_puts_an_event_on_sale(db: PgPool) {
+    let app = TestApp::new(db).await;
+    let ana = app.organizer("ana@example.com").await;
+    let event: Value = create(&app, &ana, &salsa_night()).await.json();
+    let id = event["id"].as_str().unwrap();
+    let add = |body: Value| {
+        let path = format!("/api/v1/events/{id}/ticket-types");
+        let app = &app;
+        let token = ana.access_token.clone();
+        async move { app.post(&path, &body, Some(&token)).await }
+    };
+    let publish = |token: String| {
+        let path = format!("/api/v1/events/{id}/publish");
+        let app = &app;
+        async move { app.post(&path, &json!({}), Some(&token)).await }
+    };
+
+    // Nothing to sell yet: not publishable.
+    let refused = publish(ana.access_token.clone())
+        .await
+        .problem(StatusCode::CONFLICT);
+    assert!(
+        refused["detail"].as_str().unwrap().contains("ticket type"),
+        "{refused}"
+    );
+
+    let full =
+        add(json!({"name": "Full pass", "price_minor": 2500, "currency": "eur", "quantity": 100}))
+            .await;
+    assert_eq!(full.status, StatusCode::CREATED, "{}", full.text());
+    let full: Value = full.json();
+    assert_eq!(
+        (full["currency"].as_str(), full["remaining"].as_i64()),
+        (Some("EUR"), Some(100))
+    );
+    assert_eq!(full["sales_state"], "on_sale");
+    assert_eq!(
+        (
+            full["min_per_order"].as_i64(),
+            full["max_per_order"].as_i64()
+        ),
+        (Some(1), Some(10))
+    );
+    let later = add(
+        json!({"name": "Late bird", "price_minor": 3000, "currency": "EUR", "quantity": 50,
+                          "sales_start": "2027-03-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(later.json::<Value>()["sales_state"], "upcoming");
+    let crew = add(
+        json!({"name": "Crew", "price_minor": 0, "currency": "EUR", "quantity": 5, "hidden": true}),
+    )
+    .await;
+    assert_eq!(crew.status, StatusCode::CREATED);
+
+    // One currency per event; bad fields named; nothing added.
+    let other =
+        add(json!({"name": "Dollars", "price_minor": 100, "currency": "USD", "quantity": 1}))
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(other["errors"][0]["code"], "currency_mismatch", "{other}");
+    let bad = add(json!({"name": " ", "price_minor": -1, "currency": "EURO", "quantity": -5,
+                        "min_per_order": 5, "max_per_order": 2,
+                        "sales_start": "2027-02-01T00:00:00Z", "sales_end": "2027-01-01T00:00:00Z"}))
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "price_minor",
+            "currency",
+            "quantity",
+            "sales_end",
+            "max_per_order"
+        ]
+    );
+    // Another organizer cannot add to it.
+    let cleo = app.organizer("cleo@example.com").await;
+    app.post(
+        &format!("/api/v1/events/{id}/ticket-types"),
+        &json!({"name": "Mine", "price_minor": 1, "currency": "EUR", "quantity": 1}),
+        Some(&cleo.access_token),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND);
+    publish(cleo.access_token.clone())
+        .await
+        .problem(StatusCode::NOT_FOUND);
+
+    // Published: in the catalogue, and its public page lists what is on sale (not the
+    // hidden crew tickets, which its organizer still sees).
+    let published = publish(ana.access_token.clone()).await;
+    assert_eq!(published.status, StatusCode::OK, "{}", published.text());
+    assert_eq!(published.json::<Value>()["status"], "published");
+    assert_eq!(
+        publish(ana.access_token.clone()).await.status,
+        StatusCode::OK,
+        "again: harmless"
+    );
+    let page: Value = app
+        .get("/api/v1/events/salsa-night-madrid", None)
+        .await
+        .json();
+    let names: Vec<&str> = page["ticket_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Full pass", "Late bird"]);
+    assert_eq!(page["title"], "Salsa Night: Madrid");
+    let own: Value = app
+        .get("/api/v1/events/salsa-night-madrid", Some(&ana.access_token))
+        .await
+        .json();
+    assert_eq!(own["ticket_types"].as_array().unwrap().len(), 3);
+    let listed: Value = app.get("/api/v1/events", None).await.json();
+    assert_eq!(listed["items"][0]["id"], event["id"]);
+
+    // An event that has started cannot be published.
+    let mut past = salsa_night();
+    past["title"] = json!("Yesterday");
+    past["starts_at"] = json!("2020-01-01T20:00:00Z");
+    past["ends_at"] = json!("2020-01-01T23:00:00Z");
+    let past: Value = create(&app, &ana, &past).await.json();
+    let past_id = past["id"].as_str().unwrap();
+    app.post(
+        &format!("/api/v1/events/{past_id}/ticket-types"),
+        &json!({"name": "Pass", "price_minor": 0, "currency": "EUR", "quantity": 1}),
+        Some(&ana.access_token),
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/events/{past_id}/publish"),
+        &json!({}),
+        Some(&ana.access_token),
+    )
+    .await
+    .problem(StatusCode::CONFLICT);
+}

@@ -246,6 +246,7 @@ async fn any_value_in_any_body_field_gets_a_clear_answer(db: PgPool) {
         .await
         .json();
     let event = format!("/api/v1/events/{}", event["id"].as_str().unwrap());
+    let ticket_types = format!("{event}/ticket-types");
 
     // Each route with a valid body; each case replaces one field with a hostile value.
     let routes: Vec<(Method, &str, Option<&str>, Value)> = vec![
@@ -328,6 +329,14 @@ async fn any_value_in_any_body_field_gets_a_clear_answer(db: PgPool) {
             valid_event.clone(),
         ),
         (Method::PATCH, &event, Some(&organizer), valid_event.clone()),
+        (
+            Method::POST,
+            &ticket_types,
+            Some(&organizer),
+            json!({"name": "Pass", "description": "d", "price_minor": 100, "currency": "EUR",
+                   "quantity": 10, "sales_start": null, "sales_end": "2029-12-31T00:00:00Z",
+                   "min_per_order": 1, "max_per_order": 4, "hidden": false}),
+        ),
     ];
     let cases = draws((0..64usize, hostile_value()), 48);
     for (method, path, bearer, valid) in &routes {

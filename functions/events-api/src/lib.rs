@@ -7,8 +7,8 @@
 //! is published or cancelled and to its organizer (or an admin) while it is a draft,
 //! with an `ETag` (304 on `If-None-Match`) and a short public `Cache-Control` so a CDN
 //! absorbs read bursts; [`catalogue`] lists published events that have not ended, with
-//! search and filters, cacheable the same way. Ticket types, publishing, orders and
-//! check-in come next (issue 12).
+//! search and filters, cacheable the same way; [`tickets`] adds ticket types and
+//! publishes a draft that has one. Orders and check-in come next (issue 12).
 //!
 //! A request flows: API Gateway -> `shared::http` -> this router -> handler -> Postgres.
 //! An organizer only ever reaches their own events: every organizer query carries the
@@ -18,6 +18,7 @@ pub mod catalogue;
 pub mod event;
 pub mod manage;
 pub mod public;
+pub mod tickets;
 
 use axum::{Router, extract::FromRef};
 use shared::identity::{guard::AuthState, tokens::TokenConfig};
@@ -49,6 +50,8 @@ shared::api_routes!(AppState, ApiDoc;
     [catalogue::list, manage::create],
     [manage::mine],
     [public::show, manage::update],
+    [tickets::create],
+    [tickets::publish],
 );
 
 /// The function as deployed: its state and CORS from the environment, loaded once per

@@ -8,22 +8,24 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use serde::{Deserialize, Serialize};
 use shared::{
     http::{
         conditional,
         error::{ApiError, ApiResult, Problem},
-        extract::Path,
+        extract::{Json, Path},
     },
     identity::{Role, guard::CurrentUser},
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     AppState,
     event::{Event, EventStatus, Venue, is_slug},
-    manage::event_response,
+    tickets::{self, TicketType},
 };
 
 /// An `events` row as selected (the venue flattened).
@@ -139,6 +141,16 @@ impl Key {
     }
 }
 
+/// An event with what it sells: the public page's content.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventDetail {
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// Its ticket types (the hidden ones only for its organizer).
+    pub ticket_types: Vec<TicketType>,
+}
+
 /// How long browsers and CDNs may keep a public event page.
 const PUBLIC_CACHE: &str = "public, max-age=60";
 /// Drafts are for their organizer's eyes: never kept by a shared cache.
@@ -153,7 +165,7 @@ const PRIVATE_CACHE: &str = "private, no-cache";
     params(("event" = String, Path, description = "The event's id or slug")),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "The event, with its `ETag`", body = Event),
+        (status = 200, description = "The event and its ticket types, with its `ETag`", body = EventDetail),
         (status = 304, description = "Unchanged since the `If-None-Match` tag"),
         (status = 404, description = "No such event (or a draft of someone else's)", body = Problem, content_type = "application/problem+json"),
     )
@@ -181,11 +193,20 @@ pub async fn show(
         return Err(ApiError::NotFound("event"));
     }
     let cache = HeaderValue::from_static(if public { PUBLIC_CACHE } else { PRIVATE_CACHE });
+    let etag = [(header::ETAG, conditional::etag_header(event.version))];
     let mut response = if conditional::not_modified(&headers, event.version) {
-        let etag = [(header::ETAG, conditional::etag_header(event.version))];
         (StatusCode::NOT_MODIFIED, etag).into_response()
     } else {
-        event_response(StatusCode::OK, event, false)
+        // Hidden types are for the organizer's eyes (and an admin's) only.
+        let organizer = viewer
+            .as_ref()
+            .is_some_and(|v| v.id.0 == event.organizer_id || v.role == Role::Admin);
+        let ticket_types = tickets::of_event(&mut conn, &event, organizer).await?;
+        let detail = EventDetail {
+            event,
+            ticket_types,
+        };
+        (StatusCode::OK, etag, Json(detail)).into_response()
     };
     response.headers_mut().insert(header::CACHE_CONTROL, cache);
     // The answer depends on the token only for drafts; say so for any shared cache.

@@ -1,0 +1,425 @@
+//! Ticket types: what an event sells. The organizer adds them (one currency per event,
+//! checked under the event's row lock so two concurrent additions cannot disagree); the
+//! public event shows the visible ones with their sales state. Publishing needs one.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use shared::{
+    http::{
+        error::{ApiError, ApiResult, FieldError, Problem},
+        extract::{Json, Path},
+        timestamp::Timestamp,
+    },
+    identity::{Role, guard::Organizer},
+};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    event::{Event, EventStatus},
+    manage::event_response,
+    public::Key,
+};
+
+/// Where a ticket type is in its sales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesState {
+    /// Its sales window has not opened.
+    Upcoming,
+    /// On sale now.
+    OnSale,
+    /// None left.
+    SoldOut,
+    /// Its window closed (or the event started).
+    Ended,
+}
+
+/// A ticket type as shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TicketType {
+    /// Its id.
+    pub id: Uuid,
+    /// Name (`Full pass`).
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Price in minor units of `currency` (cents): 2500 is 25.00.
+    pub price_minor: i64,
+    /// ISO 4217 code, the same for every type of the event.
+    pub currency: String,
+    /// How many exist.
+    pub quantity: i32,
+    /// How many can still be bought.
+    pub remaining: i32,
+    /// Sales open (RFC 3339); none: at once.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_start: Option<OffsetDateTime>,
+    /// Sales close; none: when the event starts.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_end: Option<OffsetDateTime>,
+    /// Fewest per order.
+    pub min_per_order: i32,
+    /// Most per order.
+    pub max_per_order: i32,
+    /// Hidden from the public page (organizers still see it).
+    pub hidden: bool,
+    /// Where its sales are now.
+    pub sales_state: SalesState,
+}
+
+/// A new ticket type.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTicketType {
+    /// 1 to 100 characters.
+    #[schema(example = "Full pass")]
+    pub name: String,
+    /// Up to 2,000 characters.
+    #[serde(default)]
+    pub description: String,
+    /// Minor units, 0 (free) to 100,000,000.
+    #[schema(example = 2500)]
+    pub price_minor: i64,
+    /// ISO 4217 code; every type of an event has the same.
+    #[schema(example = "EUR")]
+    pub currency: String,
+    /// 0 to 1,000,000.
+    #[schema(example = 100)]
+    pub quantity: i32,
+    /// Sales open; default at once.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_start: Option<Timestamp>,
+    /// Sales close; default when the event starts.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_end: Option<Timestamp>,
+    /// Default 1.
+    #[serde(default = "one")]
+    pub min_per_order: i32,
+    /// Default 10, at most 100.
+    #[serde(default = "ten")]
+    pub max_per_order: i32,
+    /// Default false.
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn ten() -> i32 {
+    10
+}
+
+impl CreateTicketType {
+    /// Normalises and checks the fields; every failure at once.
+    fn check(mut self) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        self.name = self.name.trim().to_owned();
+        let n = self.name.chars().count();
+        if n == 0 || n > 100 || self.name.chars().any(char::is_control) {
+            errors.push(FieldError::new(
+                "name",
+                "invalid",
+                "1 to 100 characters, no control characters",
+            ));
+        }
+        self.description = self.description.trim().to_owned();
+        if self.description.chars().count() > 2000 {
+            errors.push(FieldError::new(
+                "description",
+                "too_long",
+                "must be at most 2000 characters",
+            ));
+        }
+        if !(0..=100_000_000).contains(&self.price_minor) {
+            errors.push(FieldError::new(
+                "price_minor",
+                "out_of_range",
+                "must be 0 to 100000000",
+            ));
+        }
+        self.currency = self.currency.trim().to_ascii_uppercase();
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            errors.push(FieldError::new(
+                "currency",
+                "invalid_format",
+                "must be an ISO 4217 code such as EUR",
+            ));
+        }
+        if !(0..=1_000_000).contains(&self.quantity) {
+            errors.push(FieldError::new(
+                "quantity",
+                "out_of_range",
+                "must be 0 to 1000000",
+            ));
+        }
+        if let (Some(start), Some(end)) = (self.sales_start, self.sales_end)
+            && end.get() <= start.get()
+        {
+            errors.push(FieldError::new(
+                "sales_end",
+                "before_start",
+                "must be after sales_start",
+            ));
+        }
+        if self.min_per_order < 1 {
+            errors.push(FieldError::new(
+                "min_per_order",
+                "too_small",
+                "must be at least 1",
+            ));
+        }
+        if self.max_per_order < self.min_per_order.max(1) || self.max_per_order > 100 {
+            errors.push(FieldError::new(
+                "max_per_order",
+                "out_of_range",
+                "must be at least min_per_order and at most 100",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A `ticket_types` row.
+struct TypeRow {
+    id: Uuid,
+    name: String,
+    description: String,
+    price_minor: i64,
+    currency: String,
+    quantity: i32,
+    sales_start: Option<OffsetDateTime>,
+    sales_end: Option<OffsetDateTime>,
+    min_per_order: i32,
+    max_per_order: i32,
+    hidden: bool,
+}
+
+impl TypeRow {
+    /// The type as shown, its state at `now` for an event starting at `starts_at`.
+    /// Nothing is sold yet (orders come next), so all of it remains.
+    fn view(self, now: OffsetDateTime, starts_at: OffsetDateTime) -> TicketType {
+        let remaining = self.quantity;
+        let closes = self.sales_end.unwrap_or(starts_at);
+        let sales_state = if now >= closes {
+            SalesState::Ended
+        } else if self.sales_start.is_some_and(|s| now < s) {
+            SalesState::Upcoming
+        } else if remaining == 0 {
+            SalesState::SoldOut
+        } else {
+            SalesState::OnSale
+        };
+        TicketType {
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            price_minor: self.price_minor,
+            currency: self.currency,
+            quantity: self.quantity,
+            remaining,
+            sales_start: self.sales_start,
+            sales_end: self.sales_end,
+            min_per_order: self.min_per_order,
+            max_per_order: self.max_per_order,
+            hidden: self.hidden,
+            sales_state,
+        }
+    }
+}
+
+/// The event's ticket types, oldest first; hidden ones only when `with_hidden`.
+pub async fn of_event(
+    conn: &mut PgConnection,
+    event: &Event,
+    with_hidden: bool,
+) -> Result<Vec<TicketType>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        TypeRow,
+        "SELECT id, name, description, price_minor, currency, quantity, sales_start, sales_end,
+                min_per_order, max_per_order, hidden
+         FROM ticket_types WHERE event_id = $1 AND ($2 OR NOT hidden)
+         ORDER BY created_at, id",
+        event.id,
+        with_hidden,
+    )
+    .fetch_all(conn)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    Ok(rows
+        .into_iter()
+        .map(|r| r.view(now, event.starts_at))
+        .collect())
+}
+
+/// The caller's event (an admin's: any), locked; 404 otherwise, 409 when cancelled.
+pub(crate) async fn own_event(
+    conn: &mut PgConnection,
+    user: &Organizer,
+    key: &str,
+) -> ApiResult<Event> {
+    let key = Key::parse(key).ok_or(ApiError::NotFound("event"))?;
+    let event = Event::from(
+        key.find(conn, true)
+            .await?
+            .filter(|e| e.organizer_id == user.id.0 || user.role == Role::Admin)
+            .ok_or(ApiError::NotFound("event"))?,
+    );
+    if event.status == EventStatus::Cancelled {
+        return Err(ApiError::Conflict("a cancelled event cannot change".into()));
+    }
+    Ok(event)
+}
+
+/// Adds a ticket type to one of the caller's events.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/{event}/ticket-types",
+    operation_id = "create_ticket_type",
+    tag = "events",
+    params(("event" = String, Path, description = "The event's id or slug")),
+    request_body = CreateTicketType,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The ticket type", body = TicketType),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The event is cancelled", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or another currency than the event's other types", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: Organizer,
+    Path(key): Path<String>,
+    Json(request): Json<CreateTicketType>,
+) -> ApiResult<Response> {
+    let new = request.check().map_err(ApiError::Validation)?;
+    let mut tx = state.db.begin().await?;
+    // The event row lock makes the currency check and the insert one step.
+    let event = own_event(&mut tx, &user, &key).await?;
+    let currency = sqlx::query_scalar!(
+        "SELECT currency FROM ticket_types WHERE event_id = $1 LIMIT 1",
+        event.id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(currency) = currency.filter(|c| *c != new.currency) {
+        return Err(ApiError::invalid(
+            "currency",
+            "currency_mismatch",
+            format!("this event's tickets are sold in {currency}"),
+        ));
+    }
+    let row = sqlx::query_as!(
+        TypeRow,
+        "INSERT INTO ticket_types (id, event_id, name, description, price_minor, currency, quantity,
+                                   sales_start, sales_end, min_per_order, max_per_order, hidden)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         RETURNING id, name, description, price_minor, currency, quantity, sales_start, sales_end,
+                   min_per_order, max_per_order, hidden",
+        Uuid::now_v7(),
+        event.id,
+        new.name,
+        new.description,
+        new.price_minor,
+        new.currency,
+        new.quantity,
+        new.sales_start.map(Timestamp::get),
+        new.sales_end.map(Timestamp::get),
+        new.min_per_order,
+        new.max_per_order,
+        new.hidden,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    // A new type changes the public page: the event's version (its ETag) moves too.
+    sqlx::query!(
+        "UPDATE events SET version = version + 1, updated_at = now() WHERE id = $1",
+        event.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let view = row.view(OffsetDateTime::now_utc(), event.starts_at);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Publishes one of the caller's draft events: it needs a ticket type and a start in the
+/// future. Publishing again is harmless (200, unchanged).
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/{event}/publish",
+    operation_id = "publish_event",
+    tag = "events",
+    params(("event" = String, Path, description = "The event's id or slug")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The published event, with its new `ETag`", body = Event),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Cancelled, already started, or without a ticket type", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub async fn publish(
+    State(state): State<AppState>,
+    user: Organizer,
+    Path(key): Path<String>,
+) -> ApiResult<Response> {
+    let mut tx = state.db.begin().await?;
+    let event = own_event(&mut tx, &user, &key).await?;
+    if event.status == EventStatus::Published {
+        return Ok(event_response(StatusCode::OK, event, false));
+    }
+    if event.starts_at <= OffsetDateTime::now_utc() {
+        return Err(ApiError::Conflict(
+            "an event that has started cannot be published".into(),
+        ));
+    }
+    let types = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM ticket_types WHERE event_id = $1"#,
+        event.id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if types == 0 {
+        return Err(ApiError::Conflict(
+            "add a ticket type before publishing".into(),
+        ));
+    }
+    let row = sqlx::query_as!(
+        crate::public::EventRow,
+        r#"UPDATE events SET status = 'published', published_at = now(),
+                             version = version + 1, updated_at = now()
+           WHERE id = $1
+           RETURNING id, slug, organizer_id, title, description, category, venue_name,
+                     venue_address, city, region, country, starts_at, ends_at, timezone,
+                     cover_upload_id, capacity, status AS "status: EventStatus", version,
+                     created_at, updated_at"#,
+        event.id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(event_id = %event.id, "event published");
+    Ok(event_response(StatusCode::OK, Event::from(row), false))
+}
