@@ -36,6 +36,25 @@ pub(crate) fn event_response(status: StatusCode, event: Event, location: bool) -
     response
 }
 
+/// The caller's event (an admin's: any), locked; 404 otherwise, 409 when cancelled.
+pub(crate) async fn own_event(
+    conn: &mut PgConnection,
+    user: &Organizer,
+    key: &str,
+) -> ApiResult<Event> {
+    let key = Key::parse(key).ok_or(ApiError::NotFound("event"))?;
+    let event = Event::from(
+        key.find(conn, true)
+            .await?
+            .filter(|e| e.organizer_id == user.id.0 || user.role == Role::Admin)
+            .ok_or(ApiError::NotFound("event"))?,
+    );
+    if event.status == EventStatus::Cancelled {
+        return Err(ApiError::Conflict("a cancelled event cannot change".into()));
+    }
+    Ok(event)
+}
+
 /// Checks what only the database knows: the time zone is one it knows, and the cover is
 /// an `event_image` upload of the organizer's that is `ready`.
 async fn check_references(
@@ -239,18 +258,9 @@ pub async fn update(
     Json(patch): Json<PatchEvent>,
 ) -> ApiResult<Response> {
     let precondition = IfMatch::from_headers(&headers);
-    let key = Key::parse(&key).ok_or(ApiError::NotFound("event"))?;
     let mut tx = state.db.begin().await?;
     // Locked: the version check and the write see the same version.
-    let current = Event::from(
-        key.find(&mut tx, true)
-            .await?
-            .filter(|e| e.organizer_id == user.id.0 || user.role == Role::Admin)
-            .ok_or(ApiError::NotFound("event"))?,
-    );
-    if current.status == EventStatus::Cancelled {
-        return Err(ApiError::Conflict("a cancelled event cannot change".into()));
-    }
+    let current = own_event(&mut tx, &user, &key).await?;
     precondition.check(current.version, "event")?;
     let fields = patch
         .apply(EventFields::from(&current))

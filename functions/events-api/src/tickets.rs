@@ -14,7 +14,7 @@ use shared::{
         extract::{Json, Path},
         timestamp::Timestamp,
     },
-    identity::{Role, guard::Organizer},
+    identity::guard::Organizer,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -24,8 +24,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     event::{Event, EventStatus},
-    manage::event_response,
-    public::Key,
+    manage::{event_response, own_event},
 };
 
 /// Where a ticket type is in its sales.
@@ -265,25 +264,6 @@ pub async fn of_event(
         .into_iter()
         .map(|r| r.view(now, event.starts_at))
         .collect())
-}
-
-/// The caller's event (an admin's: any), locked; 404 otherwise, 409 when cancelled.
-pub(crate) async fn own_event(
-    conn: &mut PgConnection,
-    user: &Organizer,
-    key: &str,
-) -> ApiResult<Event> {
-    let key = Key::parse(key).ok_or(ApiError::NotFound("event"))?;
-    let event = Event::from(
-        key.find(conn, true)
-            .await?
-            .filter(|e| e.organizer_id == user.id.0 || user.role == Role::Admin)
-            .ok_or(ApiError::NotFound("event"))?,
-    );
-    if event.status == EventStatus::Cancelled {
-        return Err(ApiError::Conflict("a cancelled event cannot change".into()));
-    }
-    Ok(event)
 }
 
 /// Adds a ticket type to one of the caller's events.
