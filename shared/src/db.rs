@@ -5,8 +5,9 @@
 //! environment between invocations, and Neon scales to zero, so an idle connection may
 //! be dead when the environment thaws: `test_before_acquire` pings it and replaces it.
 //!
-//! Request paths keep no session state outside a transaction (no `SET`, advisory locks
-//! or temporary tables), so the same code runs through a transaction-mode pooler.
+//! Request paths keep no session state outside a transaction (no `SET`, session-level
+//! advisory locks or temporary tables; a transaction's own advisory lock is fine), so the
+//! same code runs through a transaction-mode pooler.
 
 use std::time::Duration;
 

@@ -21,6 +21,9 @@
 //!   audit log, Better Auth, and the `CurrentUser`/`Admin` guard;
 //! - [`messaging`]: queue message contracts typed with their queue, the transactional
 //!   outbox; with `sqs` the publisher, with `sqs-consumer` the partial-batch loop;
+//! - [`ticketing`]: order and ticket statuses, what is sold and held of each ticket type
+//!   (counted from the orders, under the event's lock), ticket codes (generated with
+//!   feature `ticketing`);
 //! - [`uploads`]: purposes, statuses, keys, file-type sniffing, the bucket's settings;
 //!   with `presign` S3 requests signed with SigV4 alone.
 //!
@@ -43,6 +46,7 @@ pub mod sigv4;
 
 pub mod identity;
 pub mod messaging;
+pub mod ticketing;
 pub mod uploads;
 
 /// The error type Lambda entry points return.

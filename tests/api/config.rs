@@ -48,6 +48,7 @@ fn valid(name: &str) -> &'static str {
         "MAIL_DIR" => "/tmp/mail",
         "APP_BASE_URL" => "https://app.example.com",
         "ACCOUNT_TOKEN_TTL_SECONDS" => "1800",
+        "ORDER_HOLD_SECONDS" => "900",
         "AWS_REGION" | "AWS_DEFAULT_REGION" => "us-east-1",
         "AWS_ACCESS_KEY_ID" => "AKIDEXAMPLE",
         "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN" => "example",

@@ -16,6 +16,7 @@ mod events_api;
 mod headers;
 mod hostile_input;
 mod notifications;
+mod orders;
 mod outbox;
 mod platform;
 mod recovery;

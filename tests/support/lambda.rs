@@ -43,8 +43,13 @@ pub fn api_gateway_event(
             SOURCE_IP => source_ip = (*value).to_owned(),
             // API Gateway (payload 2.0) moves cookies out of the headers into `cookies`.
             "cookie" => cookies.extend(value.split(';').map(|c| c.trim().to_owned())),
+            // Payload 2.0 joins a repeated header's values with commas.
             lower => {
-                header_map.insert(lower.to_owned(), json!(value));
+                let joined = match header_map.get(lower).and_then(|v| v.as_str()) {
+                    Some(earlier) => format!("{earlier},{value}"),
+                    None => (*value).to_owned(),
+                };
+                header_map.insert(lower.to_owned(), json!(joined));
             }
         }
     }

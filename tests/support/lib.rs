@@ -87,6 +87,7 @@ pub fn function_docs() -> Vec<(Function, utoipa::openapi::OpenApi)> {
         (Function::Uploads, uploads::openapi()),
         (Function::Users, users::openapi()),
         (Function::Events, events_api::openapi()),
+        (Function::Orders, orders::openapi()),
     ]
 }
 
@@ -118,11 +119,13 @@ pub enum Function {
     Users,
     /// `functions/events-api`.
     Events,
+    /// `functions/orders`.
+    Orders,
 }
 
 impl Function {
     /// Every HTTP function.
-    pub const ALL: [Function; 7] = [
+    pub const ALL: [Function; 8] = [
         Self::Auth,
         Self::Notifications,
         Self::Platform,
@@ -130,6 +133,7 @@ impl Function {
         Self::Uploads,
         Self::Users,
         Self::Events,
+        Self::Orders,
     ];
 
     /// The function's binary name (the template's and the local router's).
@@ -142,6 +146,7 @@ impl Function {
             Self::Uploads => "uploads",
             Self::Users => "users",
             Self::Events => "events-api",
+            Self::Orders => "orders",
         }
     }
 
@@ -166,6 +171,7 @@ pub const START_UPS: &[(&str, StartUp)] = &[
     ("uploads", || uploads::from_env().map(drop)),
     ("platform", || platform::from_env().map(drop)),
     ("events-api", || events_api::from_env().map(drop)),
+    ("orders", || orders::from_env().map(drop)),
     ("upload-processor", || {
         upload_processor::State::from_env().map(drop)
     }),
@@ -175,6 +181,23 @@ pub const START_UPS: &[(&str, StartUp)] = &[
     ("outbox-relay", || outbox_relay::State::from_env().map(drop)),
     ("migrate", || migrate::State::from_env().map(drop)),
 ];
+
+/// The deployed default of `ORDER_HOLD_SECONDS`.
+pub const ORDER_HOLD: Duration = Duration::from_secs(900);
+
+fn orders_router(
+    db: &PgPool,
+    config: &TokenConfig,
+    publisher: Publisher,
+    hold: Duration,
+) -> Router {
+    shared::http::app(orders::router(orders::AppState::new(
+        db.clone(),
+        config,
+        publisher,
+        hold,
+    )))
+}
 
 /// Every HTTP function wired to one test database and one fresh queue.
 pub struct TestApp {
@@ -189,6 +212,8 @@ pub struct TestApp {
     uploads: Router,
     users: Router,
     events: Router,
+    orders: Router,
+    config: TokenConfig,
 }
 
 impl TestApp {
@@ -244,7 +269,7 @@ impl TestApp {
                 db.clone(),
                 &config,
                 SessionPolicy::default(),
-                publisher,
+                publisher.clone(),
                 limits,
             ))),
             notifications: shared::http::app(notifications::router(notifications::AppState::new(
@@ -258,6 +283,7 @@ impl TestApp {
                 db.clone(),
                 &config,
             ))),
+            orders: orders_router(&db, &config, publisher, ORDER_HOLD),
             uploads: uploads_router(
                 &db,
                 &s3::moto_target(),
@@ -265,7 +291,14 @@ impl TestApp {
             ),
             db,
             queue,
+            config,
         }
+    }
+
+    /// The orders function with another hold period (tests of expiry).
+    pub fn with_order_hold(mut self, hold: Duration) -> Self {
+        self.orders = orders_router(&self.db, &self.config, self.queue.publisher(), hold);
+        self
     }
 
     /// Points the uploads function at another S3 (e.g. the signing one) and settings.
@@ -300,6 +333,7 @@ impl TestApp {
             Function::Uploads => self.uploads.clone(),
             Function::Users => self.users.clone(),
             Function::Events => self.events.clone(),
+            Function::Orders => self.orders.clone(),
         }
     }
 
@@ -444,6 +478,73 @@ impl TestApp {
             .await;
         assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text());
         tokens
+    }
+
+    /// A published event of `organizer`'s, starting in 2030, with these ticket types
+    /// (bodies as `POST /api/v1/events/{id}/ticket-types` takes them) and an optional
+    /// event-wide capacity: its id and the types' ids, in order.
+    pub async fn event_on_sale(
+        &self,
+        organizer: &Tokens,
+        capacity: Option<i64>,
+        types: &[Value],
+    ) -> (String, Vec<String>) {
+        let created = self
+            .post(
+                "/api/v1/events",
+                &json!({
+                    "title": "Bachata Weekend",
+                    "category": "bachata",
+                    "venue": {"name": "Sala", "address": "Calle 1", "city": "Sevilla", "country": "ES"},
+                    "starts_at": "2030-05-01T20:00:00Z",
+                    "ends_at": "2030-05-02T02:00:00Z",
+                    "timezone": "Europe/Madrid",
+                    "capacity": capacity,
+                }),
+                Some(&organizer.access_token),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let id = created.json::<Value>()["id"]
+            .as_str()
+            .expect("the event has an id")
+            .to_owned();
+        let mut type_ids = Vec::new();
+        for body in types {
+            let added = self
+                .post(
+                    &format!("/api/v1/events/{id}/ticket-types"),
+                    body,
+                    Some(&organizer.access_token),
+                )
+                .await;
+            assert_eq!(added.status, StatusCode::CREATED, "{}", added.text());
+            type_ids.push(
+                added.json::<Value>()["id"]
+                    .as_str()
+                    .expect("the ticket type has an id")
+                    .to_owned(),
+            );
+        }
+        let published = self
+            .post(
+                &format!("/api/v1/events/{id}/publish"),
+                &json!({}),
+                Some(&organizer.access_token),
+            )
+            .await;
+        assert_eq!(published.status, StatusCode::OK, "{}", published.text());
+        (id, type_ids)
+    }
+
+    /// `POST /api/v1/orders` with an `Idempotency-Key`.
+    pub async fn order(&self, buyer: &Tokens, key: &str, body: &Value) -> Response {
+        self.call(Method::POST, "/api/v1/orders")
+            .bearer(&buyer.access_token)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
     }
 
     /// The id of the user a token belongs to (from `/api/v1/auth/me`).

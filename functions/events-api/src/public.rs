@@ -13,7 +13,7 @@ use shared::{
     http::{
         conditional,
         error::{ApiError, ApiResult, Problem},
-        extract::{Json, Path},
+        extract::Path,
     },
     identity::{Role, guard::CurrentUser},
 };
@@ -193,20 +193,32 @@ pub async fn show(
         return Err(ApiError::NotFound("event"));
     }
     let cache = HeaderValue::from_static(if public { PUBLIC_CACHE } else { PRIVATE_CACHE });
-    let etag = [(header::ETAG, conditional::etag_header(event.version))];
-    let mut response = if conditional::not_modified(&headers, event.version) {
+    // Hidden types are for the organizer's eyes (and an admin's) only.
+    let organizer = viewer
+        .as_ref()
+        .is_some_and(|v| v.id.0 == event.organizer_id || v.role == Role::Admin);
+    let ticket_types = tickets::of_event(&mut conn, &event, organizer).await?;
+    let version = event.version;
+    let body = serde_json::to_vec(&EventDetail {
+        event,
+        ticket_types,
+    })
+    .map_err(anyhow::Error::from)?;
+    // What remains changes with every order, not the event's version: the tag is the
+    // view's, so a revalidation never keeps stale availability.
+    let tag = conditional::view_etag(version, &body);
+    let etag = [(
+        header::ETAG,
+        HeaderValue::from_str(&tag).map_err(anyhow::Error::from)?,
+    )];
+    let mut response = if conditional::none_match(&headers, &tag) {
         (StatusCode::NOT_MODIFIED, etag).into_response()
     } else {
-        // Hidden types are for the organizer's eyes (and an admin's) only.
-        let organizer = viewer
-            .as_ref()
-            .is_some_and(|v| v.id.0 == event.organizer_id || v.role == Role::Admin);
-        let ticket_types = tickets::of_event(&mut conn, &event, organizer).await?;
-        let detail = EventDetail {
-            event,
-            ticket_types,
-        };
-        (StatusCode::OK, etag, Json(detail)).into_response()
+        let json = [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        (StatusCode::OK, etag, json, body).into_response()
     };
     response.headers_mut().insert(header::CACHE_CONTROL, cache);
     // The answer depends on the token only for drafts; say so for any shared cache.

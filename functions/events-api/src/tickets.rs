@@ -15,6 +15,7 @@ use shared::{
         timestamp::Timestamp,
     },
     identity::guard::Organizer,
+    ticketing,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -210,10 +211,9 @@ struct TypeRow {
 }
 
 impl TypeRow {
-    /// The type as shown, its state at `now` for an event starting at `starts_at`.
-    /// Nothing is sold yet (orders come next), so all of it remains.
-    fn view(self, now: OffsetDateTime, starts_at: OffsetDateTime) -> TicketType {
-        let remaining = self.quantity;
+    /// The type as shown, with `remaining` left of it, its state at `now` for an event
+    /// starting at `starts_at`.
+    fn view(self, remaining: i32, now: OffsetDateTime, starts_at: OffsetDateTime) -> TicketType {
         let closes = self.sales_end.unwrap_or(starts_at);
         let sales_state = if now >= closes {
             SalesState::Ended
@@ -242,7 +242,9 @@ impl TypeRow {
     }
 }
 
-/// The event's ticket types, oldest first; hidden ones only when `with_hidden`.
+/// The event's ticket types, oldest first, with what remains of each (after what is
+/// sold and held, of the type and of the event's capacity); hidden ones only when
+/// `with_hidden`.
 pub async fn of_event(
     conn: &mut PgConnection,
     event: &Event,
@@ -257,12 +259,18 @@ pub async fn of_event(
         event.id,
         with_hidden,
     )
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
+    let taken = ticketing::taken(conn, event.id).await?;
+    let event_taken = taken.values().map(|t| t.total()).sum();
     let now = OffsetDateTime::now_utc();
     Ok(rows
         .into_iter()
-        .map(|r| r.view(now, event.starts_at))
+        .map(|r| {
+            let of_type = taken.get(&r.id).copied().unwrap_or_default();
+            let remaining = ticketing::remaining(r.quantity, of_type, event.capacity, event_taken);
+            r.view(remaining, now, event.starts_at)
+        })
         .collect())
 }
 
@@ -337,8 +345,17 @@ pub async fn create(
     )
     .execute(&mut *tx)
     .await?;
+    // A new type has sold nothing; the event's capacity may still bound it.
+    let taken = ticketing::taken(&mut tx, event.id).await?;
+    let event_taken = taken.values().map(|t| t.total()).sum();
+    let remaining = ticketing::remaining(
+        row.quantity,
+        Default::default(),
+        event.capacity,
+        event_taken,
+    );
     tx.commit().await?;
-    let view = row.view(OffsetDateTime::now_utc(), event.starts_at);
+    let view = row.view(remaining, OffsetDateTime::now_utc(), event.starts_at);
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

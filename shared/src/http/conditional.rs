@@ -18,6 +18,17 @@ pub fn etag_header(version: i64) -> HeaderValue {
     HeaderValue::from_str(&etag(version)).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
+/// The strong entity tag of a view of a versioned resource that also shows what changes
+/// without a new version (what remains of a ticket type): `"<version>-<digest>"`, a
+/// digest of the view's bytes. `If-Match` reads the version part, so a client may send
+/// back either tag when it writes.
+pub fn view_etag(version: i64, view: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(view);
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{version}-{hex}\"")
+}
+
 /// Whether `If-None-Match` names the current version (or `*`): the client's copy is
 /// current, answer 304. Weak tags compare as their strong form, as RFC 9110 asks of GET.
 pub fn not_modified(headers: &HeaderMap, version: i64) -> bool {
@@ -69,7 +80,14 @@ impl IfMatch {
         Self::Versions(
             values
                 .iter()
-                .filter_map(|v| v.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+                .filter_map(|v| {
+                    let tag = v.strip_prefix('"')?.strip_suffix('"')?;
+                    // A view's tag (`"3-9f86d081"`) names version 3.
+                    tag.split_once('-')
+                        .map_or(tag, |(version, _)| version)
+                        .parse()
+                        .ok()
+                })
                 .collect(),
         )
     }
@@ -108,6 +126,9 @@ mod tests {
             read(&["\"1\", \"3\"", "\"4\""]),
             IfMatch::Versions(vec![1, 3, 4])
         );
+        let view = view_etag(7, b"{}");
+        assert!(view.starts_with("\"7-") && view.len() == 20, "{view}");
+        assert_eq!(read(&[&view]), IfMatch::Versions(vec![7]));
         // Weak, unquoted, foreign or empty: nothing matches, so the write is refused.
         for odd in [&["W/\"3\""][..], &["3"], &["\"abc\""], &[""], &[" , "]] {
             let condition = read(odd);

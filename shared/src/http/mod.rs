@@ -12,6 +12,7 @@ pub mod conditional;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod pagination;
 pub mod timestamp;
 

@@ -17,6 +17,12 @@ pub enum NotificationKind {
     Welcome,
     /// An upload passed its checks.
     UploadReady,
+    /// An order was confirmed and its tickets issued.
+    OrderConfirmed,
+    /// An event the user holds tickets for was cancelled.
+    EventCancelled,
+    /// An event the user holds tickets for changed its time or venue.
+    EventChanged,
 }
 
 impl NotificationKind {
@@ -25,6 +31,9 @@ impl NotificationKind {
         match self {
             Self::Welcome => "welcome",
             Self::UploadReady => "upload_ready",
+            Self::OrderConfirmed => "order_confirmed",
+            Self::EventCancelled => "event_cancelled",
+            Self::EventChanged => "event_changed",
         }
     }
 }
@@ -68,6 +77,53 @@ impl NotificationMessage {
             kind: NotificationKind::UploadReady,
             title: "Upload ready".into(),
             body: format!("{filename} is ready."),
+        }
+    }
+}
+
+impl NotificationMessage {
+    /// "Your tickets": an order was confirmed (the body names where to find them).
+    pub fn order_confirmed(
+        user_id: UserId,
+        event_title: &str,
+        tickets: usize,
+        order_id: Uuid,
+    ) -> Self {
+        let what = if tickets == 1 {
+            "Your ticket is".to_owned()
+        } else {
+            format!("Your {tickets} tickets are")
+        };
+        Self {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: NotificationKind::OrderConfirmed,
+            title: format!("Order confirmed: {event_title}"),
+            body: format!("{what} ready for {event_title}: /api/v1/orders/{order_id}"),
+        }
+    }
+
+    /// "Cancelled": an event the user holds tickets for will not take place.
+    pub fn event_cancelled(user_id: UserId, event_title: &str) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: NotificationKind::EventCancelled,
+            title: format!("Cancelled: {event_title}"),
+            body: format!(
+                "{event_title} has been cancelled by its organizer; your tickets are void."
+            ),
+        }
+    }
+
+    /// "Changed": an event the user holds tickets for moved in time or place.
+    pub fn event_changed(user_id: UserId, event_title: &str, change: &str) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: NotificationKind::EventChanged,
+            title: format!("Changed: {event_title}"),
+            body: change.to_owned(),
         }
     }
 }

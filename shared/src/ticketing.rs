@@ -1,0 +1,213 @@
+//! Ticketing: what the events function (organizers, the door) and the orders function
+//! (buyers) both need to agree on.
+//!
+//! - [`OrderStatus`] and [`TicketStatus`], as stored;
+//! - [`taken`]: how many tickets of each type are sold and held right now. Inventory is
+//!   never a stored counter: it is counted from the orders that hold it (`confirmed`, or
+//!   `pending` with a live hold), so an expired hold frees its tickets the instant it
+//!   expires and the counts cannot drift. Callers that decide on the counts (an order, a
+//!   smaller quantity) hold the event's row lock, which serialises every such decision
+//!   for one event;
+//! - [`TicketCode`]: the unguessable code a ticket is admitted by.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where an order is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "order_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Holding its tickets until `hold_expires_at`, waiting for payment.
+    Pending,
+    /// Paid (or free): its tickets are issued.
+    Confirmed,
+    /// Cancelled by the buyer while pending, or with its event.
+    Cancelled,
+    /// Its hold ran out before payment.
+    Expired,
+}
+
+impl OrderStatus {
+    /// The status as the buyer sees it at `now`: a pending order whose hold ran out is
+    /// expired whether or not a sweep has written so yet.
+    pub fn at(self, hold_expires_at: time::OffsetDateTime, now: time::OffsetDateTime) -> Self {
+        if self == Self::Pending && hold_expires_at <= now {
+            Self::Expired
+        } else {
+            self
+        }
+    }
+}
+
+/// Whether a ticket admits its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "ticket_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    /// Admits its holder once.
+    Valid,
+    /// Voided (its event was cancelled, its order refunded).
+    Void,
+}
+
+/// What is taken of one ticket type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// In confirmed orders.
+    pub sold: i64,
+    /// In pending orders whose hold has not run out.
+    pub held: i64,
+}
+
+impl Taken {
+    /// Sold and held together: what is not available.
+    pub fn total(self) -> i64 {
+        self.sold + self.held
+    }
+}
+
+/// What is taken of each of the event's ticket types now (types with nothing taken are
+/// absent). Decide on it only under the event's row lock.
+pub async fn taken(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> Result<HashMap<Uuid, Taken>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT l.ticket_type_id,
+                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'confirmed'), 0) AS "sold!",
+                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'pending'), 0) AS "held!"
+           FROM orders o JOIN order_lines l ON l.order_id = o.id
+           WHERE o.event_id = $1
+             AND (o.status = 'confirmed' OR (o.status = 'pending' AND o.hold_expires_at > now()))
+           GROUP BY l.ticket_type_id"#,
+        event_id,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.ticket_type_id,
+                Taken {
+                    sold: r.sold,
+                    held: r.held,
+                },
+            )
+        })
+        .collect())
+}
+
+/// How many of `quantity` remain given what is taken of the type and of the whole event
+/// (its `capacity`, shared by all types).
+pub fn remaining(quantity: i32, taken: Taken, capacity: Option<i32>, event_taken: i64) -> i32 {
+    let of_type = i64::from(quantity) - taken.total();
+    let of_event = capacity.map_or(i64::MAX, |c| i64::from(c) - event_taken);
+    // Both bounds fit an i32 (quantity does); a negative one (a lowered capacity) is 0.
+    i32::try_from(of_type.min(of_event).max(0)).unwrap_or(0)
+}
+
+/// A ticket's admission code: 128 random bits in RFC 4648 base32 without padding (26
+/// characters of `A-Z2-7`, which a QR code's alphanumeric mode packs densely and a
+/// person can read out at the door).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketCode(String);
+
+/// The RFC 4648 base32 alphabet.
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+impl TicketCode {
+    /// A fresh code from the OS generator.
+    #[cfg(feature = "ticketing")]
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self::from_bytes(bytes)
+    }
+
+    fn from_bytes(bytes: [u8; 16]) -> Self {
+        let n = u128::from_be_bytes(bytes);
+        // 26 digits of 5 bits = 130 bits: the 128 bits, then two zero bits.
+        let code = (0..26)
+            .map(|i| {
+                let shift = 128i32 - 5 * (i + 1);
+                let digit = if shift >= 0 { n >> shift } else { n << -shift };
+                char::from(BASE32[(digit & 31) as usize])
+            })
+            .collect();
+        Self(code)
+    }
+
+    /// Reads a code as typed or scanned: surrounding space and lower case are forgiven;
+    /// anything but 26 base32 characters is no code.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let code = raw.trim().to_ascii_uppercase();
+        (code.len() == 26 && code.bytes().all(|b| BASE32.contains(&b))).then_some(Self(code))
+    }
+
+    /// The code as stored and shown.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_26_base32_characters_of_all_128_bits() {
+        assert_eq!(TicketCode::from_bytes([0; 16]).as_str(), "A".repeat(26));
+        assert_eq!(
+            TicketCode::from_bytes([0xff; 16]).as_str(),
+            format!("{}4", "7".repeat(25))
+        );
+        // The low bit lands in the last character (two zero bits follow it).
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert_eq!(
+            TicketCode::from_bytes(one).as_str(),
+            format!("{}E", "A".repeat(25))
+        );
+    }
+
+    #[test]
+    fn parse_forgives_case_and_space_only() {
+        let code = TicketCode::from_bytes([0x5a; 16]);
+        let typed = format!("  {}\n", code.as_str().to_ascii_lowercase());
+        assert_eq!(TicketCode::parse(&typed), Some(code.clone()));
+        assert_eq!(TicketCode::parse(&code.as_str()[..25]), None);
+        assert_eq!(
+            TicketCode::parse(&format!("{}1", &code.as_str()[..25])),
+            None
+        );
+        assert_eq!(TicketCode::parse("ÄÄÄÄÄÄÄÄÄÄÄÄÄ"), None);
+    }
+
+    #[test]
+    fn remaining_is_the_tighter_of_type_and_event() {
+        let taken = Taken { sold: 3, held: 2 };
+        assert_eq!(remaining(10, taken, None, 0), 5);
+        assert_eq!(remaining(10, taken, Some(8), 6), 2);
+        assert_eq!(remaining(10, taken, Some(4), 6), 0);
+        assert_eq!(remaining(4, taken, None, 5), 0);
+    }
+
+    #[test]
+    fn a_lapsed_hold_reads_as_expired() {
+        let now = time::OffsetDateTime::now_utc();
+        let past = now - time::Duration::seconds(1);
+        assert_eq!(OrderStatus::Pending.at(past, now), OrderStatus::Expired);
+        assert_eq!(
+            OrderStatus::Pending.at(now + time::Duration::minutes(1), now),
+            OrderStatus::Pending
+        );
+        assert_eq!(OrderStatus::Confirmed.at(past, now), OrderStatus::Confirmed);
+    }
+}
