@@ -621,3 +621,135 @@ async fn discount_codes_take_their_share_and_their_last_use_goes_once(db: PgPool
         "not_applicable"
     );
 }
+
+/// 500 order attempts at once against 100 tickets (two types of 60 under an event
+/// capacity of 100), holds expiring during the storm and some buyers cancelling: nothing
+/// is oversold, every answer is a 201 or a clear 409, and exactly the tickets of the
+/// confirmed orders exist.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_storm_of_orders_never_oversells(db: PgPool) {
+    const BUYERS: usize = 25;
+    const ATTEMPTS: usize = 500;
+    // Short enough to run out many times during the storm.
+    let app = TestApp::new(db)
+        .await
+        .with_order_hold(Duration::from_millis(150));
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, Some(100), &[free("Free", 60), paid("Paid", 2000, 60)])
+        .await;
+    let mut buyers = Vec::new();
+    for i in 0..BUYERS {
+        buyers.push(app.user(&format!("buyer{i}@example.com")).await);
+    }
+
+    let attempt = |i: usize| {
+        let (app, event, types, buyer) = (&app, &event, &types, &buyers[i % BUYERS]);
+        async move {
+            // A deterministic mix: a third free, two thirds paid, 1 to 3 tickets.
+            let ticket_type = &types[usize::from(i % 3 != 0)];
+            let quantity = (i % 3 + 1) as i64;
+            let placed = app
+                .order(
+                    buyer,
+                    &format!("storm-{i}"),
+                    &one_line(event, ticket_type, quantity),
+                )
+                .await;
+            let order: Option<Value> =
+                (placed.status == StatusCode::CREATED).then(|| placed.json());
+            // Every fourth held order is cancelled by its buyer at once.
+            let cancelled = match &order {
+                Some(o) if o["status"] == "pending" && i % 4 == 0 => {
+                    let path = format!("/api/v1/orders/{}/cancel", o["id"].as_str().unwrap());
+                    Some(
+                        app.post(&path, &json!({}), Some(&buyer.access_token))
+                            .await
+                            .status,
+                    )
+                }
+                _ => None,
+            };
+            (placed.status, placed.text(), order, cancelled)
+        }
+    };
+    let results = futures::future::join_all((0..ATTEMPTS).map(attempt)).await;
+
+    let mut confirmed_tickets = 0;
+    let mut paid_held = 0;
+    for (status, text, order, cancelled) in &results {
+        assert!(
+            *status == StatusCode::CREATED || *status == StatusCode::CONFLICT,
+            "{status}: {text}"
+        );
+        if let Some(order) = order {
+            let quantity = order["lines"][0]["quantity"].as_i64().unwrap();
+            match order["status"].as_str().unwrap() {
+                "confirmed" => {
+                    confirmed_tickets += quantity;
+                    assert_eq!(order["tickets"].as_array().unwrap().len() as i64, quantity);
+                }
+                "pending" | "expired" => paid_held += quantity,
+                other => panic!("a new order is {other}"),
+            }
+        }
+        if let Some(cancelled) = cancelled {
+            // Cancelled in time, or its hold had already run out.
+            assert!(
+                *cancelled == StatusCode::OK || *cancelled == StatusCode::CONFLICT,
+                "cancel: {cancelled}"
+            );
+        }
+    }
+    let refused = results
+        .iter()
+        .filter(|r| r.0 == StatusCode::CONFLICT)
+        .count();
+    assert!(refused > 0, "the storm asked for more than there is");
+    // Holds ran out and were sold again: more paid tickets were held over the storm
+    // than exist.
+    assert!(
+        paid_held > 60,
+        "expired holds were re-sold ({paid_held} held in all)"
+    );
+
+    // Exactly the tickets of the confirmed orders exist, none over any limit.
+    let tickets = count(&app.db, "SELECT count(*) FROM tickets").await;
+    assert_eq!(tickets, confirmed_tickets);
+    let sold_free = count(
+        &app.db,
+        "SELECT coalesce(sum(l.quantity), 0)::bigint FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE o.status = 'confirmed'",
+    )
+    .await;
+    assert_eq!(sold_free, tickets);
+    assert!(sold_free <= 60);
+    // At no point were more held than exist: the row of every order that ever held
+    // tickets says when its hold began and ended, so replay the holds in time.
+    let overlaps = count(
+        &app.db,
+        "WITH holds AS (
+             SELECT l.ticket_type_id, l.quantity, o.created_at AS since,
+                    CASE WHEN o.status = 'confirmed' THEN 'infinity'::timestamptz
+                         ELSE least(o.hold_expires_at, coalesce(o.cancelled_at, 'infinity')) END AS until
+             FROM orders o JOIN order_lines l ON l.order_id = o.id)
+         SELECT count(*) FROM holds h
+         WHERE (SELECT sum(x.quantity) FROM holds x
+                WHERE x.ticket_type_id = h.ticket_type_id AND x.since <= h.since AND x.until > h.since) > 60
+            OR (SELECT sum(x.quantity) FROM holds x
+                WHERE x.since <= h.since AND x.until > h.since) > 100",
+    )
+    .await;
+    assert_eq!(overlaps, 0, "more tickets were taken at once than exist");
+
+    // Once the storm's holds have run out, all that is not sold can be bought.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let page: Value = app
+        .get(&format!("/api/v1/events/{event}"), None)
+        .await
+        .json();
+    assert_eq!(page["ticket_types"][0]["remaining"], 60 - sold_free);
+    assert_eq!(
+        page["ticket_types"][1]["remaining"],
+        60.min(100 - sold_free)
+    );
+}
