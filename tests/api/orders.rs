@@ -647,7 +647,7 @@ async fn a_storm_of_orders_never_oversells(db: PgPool) {
         let (app, event, types, buyer) = (&app, &event, &types, &buyers[i % BUYERS]);
         async move {
             // A deterministic mix: a third free, two thirds paid, 1 to 3 tickets.
-            let ticket_type = &types[usize::from(i % 3 != 0)];
+            let ticket_type = &types[usize::from(!i.is_multiple_of(3))];
             let quantity = (i % 3 + 1) as i64;
             let placed = app
                 .order(
@@ -660,7 +660,7 @@ async fn a_storm_of_orders_never_oversells(db: PgPool) {
                 (placed.status == StatusCode::CREATED).then(|| placed.json());
             // Every fourth held order is cancelled by its buyer at once.
             let cancelled = match &order {
-                Some(o) if o["status"] == "pending" && i % 4 == 0 => {
+                Some(o) if o["status"] == "pending" && i.is_multiple_of(4) => {
                     let path = format!("/api/v1/orders/{}/cancel", o["id"].as_str().unwrap());
                     Some(
                         app.post(&path, &json!({}), Some(&buyer.access_token))
