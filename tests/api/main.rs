@@ -10,6 +10,7 @@ mod auth;
 mod better_auth;
 mod brute_force;
 mod config;
+mod door;
 mod e2e;
 mod events;
 mod events_api;

@@ -282,6 +282,7 @@ impl TestApp {
             events: shared::http::app(events_api::router(events_api::AppState::new(
                 db.clone(),
                 &config,
+                publisher.clone(),
             ))),
             orders: orders_router(&db, &config, publisher, ORDER_HOLD),
             uploads: uploads_router(

@@ -7,21 +7,33 @@
 //! is published or cancelled and to its organizer (or an admin) while it is a draft,
 //! with an `ETag` (304 on `If-None-Match`) and a short public `Cache-Control` so a CDN
 //! absorbs read bursts; [`catalogue`] lists published events that have not ended, with
-//! search and filters, cacheable the same way; [`tickets`] adds ticket types and
-//! publishes a draft that has one. Orders and check-in come next (issue 12).
+//! search and filters, cacheable the same way; [`tickets`] adds, changes and removes
+//! ticket types and publishes a draft that has one; [`discounts`] creates and lists
+//! discount codes; [`cancel`] cancels an event (tickets void, pending orders cancelled,
+//! holders told) and tells holders of a change of time or venue; [`door`] checks
+//! tickets in; [`attendees`] lists ticket holders (JSON pages or CSV) and sums sales.
+//! Buyers' orders are the `orders` function's; both count inventory the same way
+//! (`shared::ticketing`), under the event's row lock.
 //!
 //! A request flows: API Gateway -> `shared::http` -> this router -> handler -> Postgres.
 //! An organizer only ever reaches their own events: every organizer query carries the
 //! caller's id (admins excepted), so another organizer's event is a 404.
 
+pub mod attendees;
+pub mod cancel;
 pub mod catalogue;
+pub mod discounts;
+pub mod door;
 pub mod event;
 pub mod manage;
 pub mod public;
 pub mod tickets;
 
 use axum::{Router, extract::FromRef};
-use shared::identity::{guard::AuthState, tokens::TokenConfig};
+use shared::{
+    identity::{guard::AuthState, tokens::TokenConfig},
+    messaging::{Publisher, Queue, QueueConfig},
+};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
@@ -32,14 +44,17 @@ pub struct AppState {
     pub db: PgPool,
     /// Access-token verification and session checks.
     pub auth: AuthState,
+    /// Sends the outbox's messages (ticket holders' notifications) right after commit.
+    pub publisher: Publisher,
 }
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(db: PgPool, config: &TokenConfig) -> Self {
+    pub fn new(db: PgPool, config: &TokenConfig, publisher: Publisher) -> Self {
         Self {
             auth: AuthState::new(db.clone(), config),
             db,
+            publisher,
         }
     }
 }
@@ -51,14 +66,21 @@ shared::api_routes!(AppState, ApiDoc;
     [manage::mine],
     [public::show, manage::update],
     [tickets::create],
+    [tickets::update, tickets::remove],
     [tickets::publish],
+    [cancel::cancel],
+    [discounts::list, discounts::create],
+    [door::check_in],
+    [attendees::list],
+    [attendees::sales],
 );
 
 /// The function as deployed: its state and CORS from the environment, loaded once per
 /// cold start (`main` serves it; tests load it from their own variables).
 pub fn from_env() -> Result<Router, shared::BoxError> {
     let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
-    let state = AppState::new(db, &TokenConfig::from_env()?);
+    let publisher = Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?;
+    let state = AppState::new(db, &TokenConfig::from_env()?, publisher);
     Ok(shared::http::deployed(router(state))?)
 }
 

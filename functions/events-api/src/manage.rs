@@ -15,6 +15,7 @@ use shared::{
         pagination::{self, CreatedKey, Page, PageParams},
     },
     identity::{Role, UserId, guard::Organizer},
+    messaging::outbox,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -36,23 +37,61 @@ pub(crate) fn event_response(status: StatusCode, event: Event, location: bool) -
     response
 }
 
-/// The caller's event (an admin's: any), locked; 404 otherwise, 409 when cancelled.
+/// The caller's event (an admin's: any), whatever its status, locked for the
+/// transaction when `for_update`; 404 for anyone else's.
+pub(crate) async fn organizers_event(
+    conn: &mut PgConnection,
+    user: &Organizer,
+    key: &str,
+    for_update: bool,
+) -> ApiResult<Event> {
+    let key = Key::parse(key).ok_or(ApiError::NotFound("event"))?;
+    Ok(Event::from(
+        key.find(conn, for_update)
+            .await?
+            .filter(|e| e.organizer_id == user.id.0 || user.role == Role::Admin)
+            .ok_or(ApiError::NotFound("event"))?,
+    ))
+}
+
+/// The caller's event to change: locked; 404 for anyone else's, 409 when cancelled.
 pub(crate) async fn own_event(
     conn: &mut PgConnection,
     user: &Organizer,
     key: &str,
 ) -> ApiResult<Event> {
-    let key = Key::parse(key).ok_or(ApiError::NotFound("event"))?;
-    let event = Event::from(
-        key.find(conn, true)
-            .await?
-            .filter(|e| e.organizer_id == user.id.0 || user.role == Role::Admin)
-            .ok_or(ApiError::NotFound("event"))?,
-    );
+    let event = organizers_event(conn, user, key, true).await?;
     if event.status == EventStatus::Cancelled {
         return Err(ApiError::Conflict("a cancelled event cannot change".into()));
     }
     Ok(event)
+}
+
+/// Moves a locked event to `status` (publishing or cancelling), stamping when, with a
+/// new version.
+pub(crate) async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: EventStatus,
+) -> Result<Event, sqlx::Error> {
+    let row = sqlx::query_as!(
+        EventRow,
+        r#"UPDATE events
+           SET status = $2,
+               published_at = CASE WHEN $2 = 'published'::event_status THEN now() ELSE published_at END,
+               cancelled_at = CASE WHEN $2 = 'cancelled'::event_status THEN now() ELSE cancelled_at END,
+               version = version + 1, updated_at = now()
+           WHERE id = $1
+           RETURNING id, slug, organizer_id, title, description, category, venue_name,
+                     venue_address, city, region, country, starts_at, ends_at, timezone,
+                     cover_upload_id, capacity, status AS "status: EventStatus", version,
+                     created_at, updated_at"#,
+        id,
+        status as EventStatus,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Event::from(row))
 }
 
 /// Checks what only the database knows: the time zone is one it knows, and the cover is
@@ -296,6 +335,9 @@ pub async fn update(
     )
     .fetch_one(&mut *tx)
     .await?;
+    let updated = Event::from(row);
+    let told = crate::cancel::tell_of_change(&mut tx, &current, &updated).await?;
     tx.commit().await?;
-    Ok(event_response(StatusCode::OK, Event::from(row), false))
+    outbox::relay(&state.db, &state.publisher, told).await;
+    Ok(event_response(StatusCode::OK, updated, false))
 }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     event::{Event, EventStatus},
-    manage::{event_response, own_event},
+    manage::{event_response, own_event, set_status},
 };
 
 /// Where a ticket type is in its sales.
@@ -338,13 +338,7 @@ pub async fn create(
     )
     .fetch_one(&mut *tx)
     .await?;
-    // A new type changes the public page: the event's version (its ETag) moves too.
-    sqlx::query!(
-        "UPDATE events SET version = version + 1, updated_at = now() WHERE id = $1",
-        event.id
-    )
-    .execute(&mut *tx)
-    .await?;
+    bump(&mut tx, event.id).await?;
     // A new type has sold nothing; the event's capacity may still bound it.
     let taken = ticketing::taken(&mut tx, event.id).await?;
     let event_taken = taken.values().map(|t| t.total()).sum();
@@ -403,20 +397,209 @@ pub async fn publish(
             "add a ticket type before publishing".into(),
         ));
     }
+    let published = set_status(&mut tx, event.id, EventStatus::Published).await?;
+    tx.commit().await?;
+    tracing::info!(event_id = %event.id, "event published");
+    Ok(event_response(StatusCode::OK, published, false))
+}
+
+/// A change to a ticket type (JSON merge patch); its currency is the event's and stays.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTicketType {
+    /// 1 to 100 characters.
+    pub name: Option<String>,
+    /// Up to 2,000 characters.
+    pub description: Option<String>,
+    /// Minor units; orders already placed keep the price they were placed at.
+    pub price_minor: Option<i64>,
+    /// Not below what is sold and held.
+    pub quantity: Option<i32>,
+    /// `null` clears it (sales open at once).
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_start: Option<Option<Timestamp>>,
+    /// `null` clears it (sales close when the event starts).
+    #[serde(default, deserialize_with = "shared::http::extract::present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_end: Option<Option<Timestamp>>,
+    /// At least 1.
+    pub min_per_order: Option<i32>,
+    /// At least `min_per_order`, at most 100.
+    pub max_per_order: Option<i32>,
+    /// Hide it from buyers (the way to retire a type that has sales).
+    pub hidden: Option<bool>,
+}
+
+/// One of the event's ticket types, with the event locked; 404 otherwise.
+async fn own_type(
+    conn: &mut PgConnection,
+    user: &Organizer,
+    key: &str,
+    type_id: Uuid,
+) -> ApiResult<(Event, TypeRow)> {
+    let event = own_event(conn, user, key).await?;
     let row = sqlx::query_as!(
-        crate::public::EventRow,
-        r#"UPDATE events SET status = 'published', published_at = now(),
-                             version = version + 1, updated_at = now()
-           WHERE id = $1
-           RETURNING id, slug, organizer_id, title, description, category, venue_name,
-                     venue_address, city, region, country, starts_at, ends_at, timezone,
-                     cover_upload_id, capacity, status AS "status: EventStatus", version,
-                     created_at, updated_at"#,
+        TypeRow,
+        "SELECT id, name, description, price_minor, currency, quantity, sales_start, sales_end,
+                min_per_order, max_per_order, hidden
+         FROM ticket_types WHERE id = $1 AND event_id = $2",
+        type_id,
         event.id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(ApiError::NotFound("ticket type"))?;
+    Ok((event, row))
+}
+
+/// Changes a ticket type of one of the caller's events. Under the event's lock, so the
+/// quantity check and the orders the orders function places take turns.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/events/{event}/ticket-types/{ticket_type}",
+    operation_id = "update_ticket_type",
+    tag = "events",
+    params(
+        ("event" = String, Path, description = "The event's id or slug"),
+        ("ticket_type" = Uuid, Path, description = "The ticket type's id"),
+    ),
+    request_body(content = PatchTicketType, content_type = "application/merge-patch+json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed ticket type", body = TicketType),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such ticket type of the caller's events", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The event is cancelled", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a quantity below what is sold and held", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub async fn update(
+    State(state): State<AppState>,
+    user: Organizer,
+    Path((key, type_id)): Path<(String, Uuid)>,
+    Json(patch): Json<PatchTicketType>,
+) -> ApiResult<Json<TicketType>> {
+    let mut tx = state.db.begin().await?;
+    let (event, current) = own_type(&mut tx, &user, &key, type_id).await?;
+    let merged = CreateTicketType {
+        name: patch.name.unwrap_or(current.name),
+        description: patch.description.unwrap_or(current.description),
+        price_minor: patch.price_minor.unwrap_or(current.price_minor),
+        currency: current.currency,
+        quantity: patch.quantity.unwrap_or(current.quantity),
+        sales_start: patch
+            .sales_start
+            .unwrap_or(current.sales_start.and_then(Timestamp::stored)),
+        sales_end: patch
+            .sales_end
+            .unwrap_or(current.sales_end.and_then(Timestamp::stored)),
+        min_per_order: patch.min_per_order.unwrap_or(current.min_per_order),
+        max_per_order: patch.max_per_order.unwrap_or(current.max_per_order),
+        hidden: patch.hidden.unwrap_or(current.hidden),
+    }
+    .check()
+    .map_err(ApiError::Validation)?;
+    let taken = ticketing::taken(&mut tx, event.id).await?;
+    let of_type = taken.get(&type_id).copied().unwrap_or_default();
+    if i64::from(merged.quantity) < of_type.total() {
+        return Err(ApiError::invalid(
+            "quantity",
+            "below_taken",
+            format!(
+                "{} are sold and {} held: the quantity cannot be lower",
+                of_type.sold, of_type.held
+            ),
+        ));
+    }
+    let row = sqlx::query_as!(
+        TypeRow,
+        "UPDATE ticket_types
+         SET name = $2, description = $3, price_minor = $4, quantity = $5, sales_start = $6,
+             sales_end = $7, min_per_order = $8, max_per_order = $9, hidden = $10
+         WHERE id = $1
+         RETURNING id, name, description, price_minor, currency, quantity, sales_start,
+                   sales_end, min_per_order, max_per_order, hidden",
+        type_id,
+        merged.name,
+        merged.description,
+        merged.price_minor,
+        merged.quantity,
+        merged.sales_start.map(Timestamp::get),
+        merged.sales_end.map(Timestamp::get),
+        merged.min_per_order,
+        merged.max_per_order,
+        merged.hidden,
     )
     .fetch_one(&mut *tx)
     .await?;
+    bump(&mut tx, event.id).await?;
     tx.commit().await?;
-    tracing::info!(event_id = %event.id, "event published");
-    Ok(event_response(StatusCode::OK, Event::from(row), false))
+    let event_taken = taken.values().map(|t| t.total()).sum();
+    let remaining = ticketing::remaining(row.quantity, of_type, event.capacity, event_taken);
+    Ok(Json(row.view(
+        remaining,
+        OffsetDateTime::now_utc(),
+        event.starts_at,
+    )))
+}
+
+/// Deletes a ticket type that has never been ordered; one with orders is hidden instead
+/// (409 says so), so every order keeps what it bought.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/events/{event}/ticket-types/{ticket_type}",
+    operation_id = "delete_ticket_type",
+    tag = "events",
+    params(
+        ("event" = String, Path, description = "The event's id or slug"),
+        ("ticket_type" = Uuid, Path, description = "The ticket type's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an organizer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such ticket type of the caller's events", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It has orders (hide it instead), or the event is cancelled", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub async fn remove(
+    State(state): State<AppState>,
+    user: Organizer,
+    Path((key, type_id)): Path<(String, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let (event, _) = own_type(&mut tx, &user, &key, type_id).await?;
+    let ordered = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM order_lines WHERE ticket_type_id = $1) AS "ordered!""#,
+        type_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if ordered {
+        return Err(ApiError::Conflict(
+            "this ticket type has orders: hide it instead (\"hidden\": true)".into(),
+        ));
+    }
+    sqlx::query!("DELETE FROM ticket_types WHERE id = $1", type_id)
+        .execute(&mut *tx)
+        .await?;
+    bump(&mut tx, event.id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A change to what the event sells changes its public page: its version moves.
+async fn bump(conn: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE events SET version = version + 1, updated_at = now() WHERE id = $1",
+        event_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

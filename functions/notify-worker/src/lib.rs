@@ -84,7 +84,7 @@ pub async fn handle(
 #[tracing::instrument(skip_all, fields(message_id = record.message_id.as_deref().unwrap_or("")))]
 pub async fn process(state: &State, record: &SqsMessage) -> Result<Outcome, RecordError> {
     match batch::parse_body(record)? {
-        QueueMessage::Notification(message) => deliver(&state.db, message).await,
+        QueueMessage::Notification(message) => deliver(state, message).await,
         QueueMessage::AccountEmail(message) => send_account_email(state, message).await,
     }
 }
@@ -102,13 +102,30 @@ async fn first_time(tx: &mut PgConnection, id: uuid::Uuid) -> Result<bool, sqlx:
         == 1)
 }
 
-async fn deliver(db: &PgPool, message: NotificationMessage) -> Result<Outcome, RecordError> {
-    let mut tx = db.begin().await?;
+async fn deliver(state: &State, message: NotificationMessage) -> Result<Outcome, RecordError> {
+    if message.kind.emailed() {
+        return deliver_and_email(state, message).await;
+    }
+    let mut tx = state.db.begin().await?;
     if !first_time(&mut tx, message.id).await? {
         return Ok(Outcome::Duplicate);
     }
+    let inserted = insert_notification(&mut tx, &message).await?;
+    tx.commit().await?;
+    Ok(if inserted {
+        Outcome::Delivered
+    } else {
+        Outcome::Orphaned
+    })
+}
 
-    let inserted = sqlx::query!(
+/// Writes the notification to its user's inbox (once: its id is the message's);
+/// `false` when the user is gone.
+async fn insert_notification(
+    tx: &mut PgConnection,
+    message: &NotificationMessage,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query!(
         "INSERT INTO notifications (id, user_id, kind, title, body)
          SELECT $1, id, $3, $4, $5 FROM users WHERE id = $2
          ON CONFLICT (id) DO NOTHING",
@@ -120,13 +137,48 @@ async fn deliver(db: &PgPool, message: NotificationMessage) -> Result<Outcome, R
     )
     .execute(&mut *tx)
     .await?
-    .rows_affected();
+    .rows_affected()
+        == 1)
+}
+
+/// A notification that is also emailed (an order confirmed, an event cancelled or
+/// changed): the inbox row is committed first (idempotent by id), the email sent, and
+/// only then the message marked handled, so a failed send is retried with the inbox
+/// untouched. A crash between the send and the mark may send the email twice; never
+/// none.
+async fn deliver_and_email(
+    state: &State,
+    message: NotificationMessage,
+) -> Result<Outcome, RecordError> {
+    let mut tx = state.db.begin().await?;
+    if handled(&mut tx, message.id).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    insert_notification(&mut tx, &message).await?;
+    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", message.user_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(if inserted == 1 {
-        Outcome::Delivered
-    } else {
-        Outcome::Orphaned
-    })
+    let Some(to) = email else {
+        first_time(&mut *state.db.acquire().await?, message.id).await?;
+        return Ok(Outcome::Orphaned);
+    };
+    let mail = Mail {
+        to,
+        subject: message.title.clone(),
+        text: format!(
+            "{}\n\nYour tickets: {}/tickets",
+            message.body, state.mail.app_base_url
+        ),
+    };
+    state
+        .mailer
+        .send(message.id, &mail)
+        .await
+        .map_err(|err| RecordError::Retryable(err.context("sending the email failed")))?;
+    first_time(&mut *state.db.acquire().await?, message.id).await?;
+    tracing::info!(user_id = %message.user_id, kind = ?message.kind, "notification emailed");
+    Ok(Outcome::Sent)
 }
 
 /// How long a delivery that committed its token may take to send the email before

@@ -356,7 +356,6 @@ pub async fn issue_tickets(
     let Some(buyer) = order.buyer_id else {
         return Ok(Vec::new());
     };
-    let message =
-        NotificationMessage::order_confirmed(UserId(buyer), &order.title, units.len(), order_id);
+    let message = NotificationMessage::order_confirmed(UserId(buyer), &order.title, units.len());
     Ok(vec![outbox::enqueue(tx, &message).await?])
 }

@@ -33,6 +33,14 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// An instant already stored (so once parsed, and in range), e.g. to merge a patch
+    /// with the current value; `None` if it is somehow out of range in UTC.
+    pub fn stored(t: OffsetDateTime) -> Option<Self> {
+        t.checked_to_offset(UtcOffset::UTC).map(Self)
+    }
+}
+
 impl From<Timestamp> for OffsetDateTime {
     fn from(t: Timestamp) -> Self {
         t.0

@@ -36,6 +36,14 @@ impl NotificationKind {
             Self::EventChanged => "event_changed",
         }
     }
+
+    /// Whether the user is also emailed (what they would not want to miss).
+    pub fn emailed(self) -> bool {
+        matches!(
+            self,
+            Self::OrderConfirmed | Self::EventCancelled | Self::EventChanged
+        )
+    }
 }
 
 /// A message on the notifications queue: "put this in a user's inbox".
@@ -82,13 +90,8 @@ impl NotificationMessage {
 }
 
 impl NotificationMessage {
-    /// "Your tickets": an order was confirmed (the body names where to find them).
-    pub fn order_confirmed(
-        user_id: UserId,
-        event_title: &str,
-        tickets: usize,
-        order_id: Uuid,
-    ) -> Self {
+    /// "Your tickets": an order was confirmed.
+    pub fn order_confirmed(user_id: UserId, event_title: &str, tickets: usize) -> Self {
         let what = if tickets == 1 {
             "Your ticket is".to_owned()
         } else {
@@ -99,7 +102,7 @@ impl NotificationMessage {
             user_id,
             kind: NotificationKind::OrderConfirmed,
             title: format!("Order confirmed: {event_title}"),
-            body: format!("{what} ready for {event_title}: /api/v1/orders/{order_id}"),
+            body: format!("{what} ready for {event_title}."),
         }
     }
 
