@@ -43,6 +43,12 @@ const SAMPLE_UPLOAD_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000bb";
 
 /// Likewise for the event samples.
 const SAMPLE_EVENT_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000cc";
+/// The ticket type, order, ticket and ticket code the order samples name; replaced by
+/// what the add-ticket-type and order samples create.
+const SAMPLE_TICKET_TYPE_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000dd";
+const SAMPLE_ORDER_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000ee";
+const SAMPLE_TICKET_ID: &str = "0190f5d2-7c1a-7000-8000-0000000000ff";
+const SAMPLE_TICKET_CODE: &str = "SAMPLETICKETCODEAAAAAAAAAA";
 
 /// The HTTP samples and the status each must produce.
 const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
@@ -146,6 +152,31 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
         Function::Events,
         StatusCode::OK,
     ),
+    (
+        "events-api/create-discount-code.json",
+        Function::Events,
+        StatusCode::CREATED,
+    ),
+    // The sample user buys two of the free passes: confirmed with two tickets.
+    ("orders/create.json", Function::Orders, StatusCode::CREATED),
+    ("orders/list.json", Function::Orders, StatusCode::OK),
+    ("orders/get.json", Function::Orders, StatusCode::OK),
+    // Confirmed: only a refund by the organizer undoes it.
+    ("orders/cancel.json", Function::Orders, StatusCode::CONFLICT),
+    ("orders/tickets.json", Function::Orders, StatusCode::OK),
+    ("orders/ticket-qr.json", Function::Orders, StatusCode::OK),
+    // The organizer (the same sample user) scans the first ticket at the door.
+    (
+        "events-api/check-in.json",
+        Function::Events,
+        StatusCode::CREATED,
+    ),
+    (
+        "events-api/attendees-csv.json",
+        Function::Events,
+        StatusCode::OK,
+    ),
+    ("events-api/sales.json", Function::Events, StatusCode::OK),
     ("users/me.json", Function::Users, StatusCode::OK),
     ("users/update-me.json", Function::Users, StatusCode::OK),
     // The sample user is no admin: the admin routes refuse it.
@@ -164,6 +195,8 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
         Function::Users,
         StatusCode::NO_CONTENT,
     ),
+    // Cancelled: the tickets are void, the holder (the sample user) told.
+    ("events-api/cancel.json", Function::Events, StatusCode::OK),
     // It ends the session the others use.
     ("auth/logout.json", Function::Auth, StatusCode::NO_CONTENT),
     // Last: logs in again (with the changed password) and tries to delete the sample user,
@@ -202,6 +235,8 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
     let mut task_id: Option<String> = None;
     let mut upload_id: Option<String> = None;
     let mut event_id: Option<String> = None;
+    // What the order samples name: the ticket type, the order, its first ticket and code.
+    let mut ordered: Vec<(&str, String)> = Vec::new();
     for (sample, function, expected) in HTTP_SAMPLES {
         if *sample == "users/delete-me.json" {
             let login = app.login("ada@example.com", "a brand new passphrase").await;
@@ -221,6 +256,9 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
         }
         if let Some(id) = &event_id {
             text = text.replace(SAMPLE_EVENT_ID, id);
+        }
+        for (placeholder, value) in &ordered {
+            text = text.replace(placeholder, value);
         }
         if *sample == "events-api/create.json" {
             // Organizers are made by admins; the role is read live, so the token holds.
@@ -268,6 +306,48 @@ async fn http_samples_get_the_expected_answers(db: PgPool) {
                 let event: Value = response.json();
                 assert_eq!(event["status"], "draft");
                 event_id = Some(event["id"].as_str().unwrap().to_owned());
+            }
+            "events-api/add-ticket-type.json" => {
+                let created: Value = response.json();
+                let id = created["id"].as_str().unwrap().to_owned();
+                ordered.push((SAMPLE_TICKET_TYPE_ID, id));
+            }
+            "orders/create.json" => {
+                let order: Value = response.json();
+                assert_eq!(order["status"], "confirmed");
+                let ticket = &order["tickets"][0];
+                assert_eq!(ticket["attendee_name"], "Ada Lovelace");
+                ordered.push((SAMPLE_ORDER_ID, order["id"].as_str().unwrap().to_owned()));
+                ordered.push((SAMPLE_TICKET_ID, ticket["id"].as_str().unwrap().to_owned()));
+                ordered.push((
+                    SAMPLE_TICKET_CODE,
+                    ticket["code"].as_str().unwrap().to_owned(),
+                ));
+            }
+            "orders/ticket-qr.json" => {
+                assert_eq!(response.header("content-type"), Some("image/svg+xml"));
+            }
+            "events-api/check-in.json" => {
+                let admitted: Value = response.json();
+                assert_eq!(admitted["attendee_name"], "Ada Lovelace");
+            }
+            "events-api/attendees-csv.json" => {
+                assert_eq!(response.text().lines().count(), 3, "{}", response.text());
+            }
+            "events-api/sales.json" => {
+                let sales: Value = response.json();
+                assert_eq!(
+                    (&sales["sold"], &sales["checked_in"]),
+                    (&2.into(), &1.into())
+                );
+            }
+            "events-api/cancel.json" => {
+                let void: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM tickets WHERE status = 'void'")
+                        .fetch_one(&app.db)
+                        .await
+                        .unwrap();
+                assert_eq!(void, 2, "{sample}");
             }
             "events-api/catalogue.json" => {
                 let page: Value = response.json();

@@ -30,6 +30,7 @@ const routes = [
   ["GET", "/api/v1/notifications"],
   ["POST", "/api/v1/uploads"],
   ["POST", "/api/v1/events"],
+  ["POST", "/api/v1/orders"],
   ["GET", "/health"],
 ];
 for (const [method, path] of routes) {
@@ -39,12 +40,14 @@ for (const [method, path] of routes) {
       headers: {
         origin,
         "access-control-request-method": method,
-        "access-control-request-headers": "authorization, content-type",
+        "access-control-request-headers": "authorization, content-type, idempotency-key",
       },
     });
   const allowed = await preflight(frontend);
   assert.equal(allowed.headers.get("access-control-allow-origin"), frontend, `${path}: the frontend's preflight`);
   assert.equal(allowed.headers.get("access-control-allow-credentials"), "true", `${path}: credentials`);
+  // Orders are retried with their Idempotency-Key: the browser must be allowed to send it.
+  assert.match(allowed.headers.get("access-control-allow-headers") ?? "", /idempotency-key/i, `${path}: Idempotency-Key allowed`);
   const foreign = await preflight("https://evil.example");
   assert.equal(foreign.headers.get("access-control-allow-origin"), null, `${path}: a foreign origin is refused`);
   const simple = await fetch(`${api}${path}`, { method: "GET", headers: { origin: "https://evil.example" } });

@@ -77,12 +77,14 @@ pub fn app_with_cors(router: Router, cors: &CorsConfig) -> Router {
                 header::CONTENT_TYPE,
                 header::IF_MATCH,
                 header::IF_NONE_MATCH,
+                super::idempotency::IDEMPOTENCY_KEY.clone(),
                 X_REQUEST_ID.clone(),
             ])
             .expose_headers([
                 header::ETAG,
                 header::LOCATION,
                 header::RETRY_AFTER,
+                super::idempotency::IDEMPOTENT_REPLAYED.clone(),
                 X_REQUEST_ID.clone(),
             ])
             .max_age(std::time::Duration::from_secs(600)),
