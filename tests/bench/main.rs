@@ -162,8 +162,47 @@ async fn seed(
         .execute(db)
         .await?;
     }
+    seed_events(db).await?;
     sqlx::query("ANALYZE").execute(db).await?;
     Ok((access, refresh))
+}
+
+/// The public page's event, `bench-event-0`; its paid type is what the order storm buys.
+const PAGE_SLUG: &str = "bench-event-0";
+/// The id of that type (fixed, so requests can name it).
+const STORM_TYPE: &str = "0190f5d2-7c1a-7000-8000-00000000be00";
+
+/// 40 published events to come, each with a free and a paid ticket type, and some
+/// orders of each, so the catalogue, the public page and the order storm see a
+/// realistic table.
+async fn seed_events(db: &PgPool) -> Result<()> {
+    sqlx::raw_sql(
+        "INSERT INTO users (id, email, name, password_hash, role)
+         VALUES ('0190f5d2-7c1a-7000-8000-00000000be01', 'organizer@example.com', 'Org', 'x', 'organizer');
+         INSERT INTO events (id, organizer_id, slug, title, category, venue_name, venue_address,
+                             city, country, starts_at, ends_at, timezone, status, published_at)
+         SELECT gen_random_uuid(), '0190f5d2-7c1a-7000-8000-00000000be01', 'bench-event-' || n,
+                'Bench event ' || n, 'salsa', 'Sala', 'Calle 1', 'Madrid', 'ES',
+                now() + (n + 1) * interval '1 day', now() + (n + 1) * interval '1 day' + interval '5 hours',
+                'Europe/Madrid', 'published', now()
+         FROM generate_series(0, 39) n;
+         INSERT INTO ticket_types (id, event_id, name, price_minor, currency, quantity, max_per_order)
+         SELECT CASE WHEN e.slug = 'bench-event-0' AND k = 1
+                     THEN '0190f5d2-7c1a-7000-8000-00000000be00'::uuid ELSE gen_random_uuid() END,
+                e.id, CASE k WHEN 0 THEN 'Social' ELSE 'Pass' END, k * 2500, 'EUR', 1000000, 10
+         FROM events e, generate_series(0, 1) k;
+         INSERT INTO orders (id, event_id, buyer_id, status, currency, subtotal_minor, total_minor,
+                             hold_expires_at, confirmed_at)
+         SELECT gen_random_uuid(), e.id, '0190f5d2-7c1a-7000-8000-00000000be01', 'confirmed', 'EUR',
+                0, 0, now(), now()
+         FROM events e, generate_series(1, 50);
+         INSERT INTO order_lines (order_id, ticket_type_id, quantity, unit_price_minor, position)
+         SELECT o.id, t.id, 2, 0, 0
+         FROM orders o JOIN ticket_types t ON t.event_id = o.event_id AND t.name = 'Social';",
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Every HTTP route under test, as one router (the paths do not overlap).
@@ -182,7 +221,19 @@ fn api(db: &PgPool) -> Router {
             db.clone(),
             &config,
         )))
-        .merge(tasks::router(tasks::AppState::new(db.clone(), &config))),
+        .merge(tasks::router(tasks::AppState::new(db.clone(), &config)))
+        .merge(events_api::router(events_api::AppState::new(
+            db.clone(),
+            &config,
+            unreachable_publisher(),
+        )))
+        .merge(orders::router(orders::AppState::new(
+            db.clone(),
+            &config,
+            // Paid orders: nothing to relay.
+            unreachable_publisher(),
+            Duration::from_secs(900),
+        ))),
     )
 }
 
@@ -193,6 +244,10 @@ enum Route {
     Notifications,
     Tasks,
     Refresh,
+    /// The public event page, no token.
+    EventPage,
+    /// The public catalogue's first page, no token.
+    Catalogue,
 }
 
 impl Route {
@@ -203,6 +258,8 @@ impl Route {
             Self::Notifications => "notifications list",
             Self::Tasks => "tasks list",
             Self::Refresh => "refresh",
+            Self::EventPage => "public event page",
+            Self::Catalogue => "public catalogue",
         }
     }
 
@@ -230,6 +287,8 @@ impl Route {
                 Some(json!({"refresh_token": refresh[i % refresh.len()]}).to_string()),
                 None,
             ),
+            Self::EventPage => (http::Method::GET, "/api/v1/events/bench-event-0", None, None),
+            Self::Catalogue => (http::Method::GET, "/api/v1/events?limit=20", None, None),
         }
     }
 }
@@ -258,6 +317,8 @@ async fn warm_http(
         Route::Me,
         Route::Notifications,
         Route::Tasks,
+        Route::EventPage,
+        Route::Catalogue,
         Route::Refresh,
         Route::Login,
     ] {
@@ -353,20 +414,83 @@ async fn sql_floor(db: &PgPool, route: Route, n: usize) -> Result<f64> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = Instant::now();
-        sqlx::query(
-            "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
-        )
-        .bind(session)
-        .bind(user)
-        .fetch_optional(db)
-        .await?;
+        if !matches!(route, Route::EventPage | Route::Catalogue) {
+            sqlx::query(
+                "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+            )
+            .bind(session)
+            .bind(user)
+            .fetch_optional(db)
+            .await?;
+        }
         match route {
-            Route::Me => {
-                sqlx::query("SELECT id, email, name, role, created_at FROM users WHERE id = $1")
-                    .bind(user)
-                    .fetch_optional(db)
-                    .await?;
+            // The event, its types, what is taken of them: the handler's three reads, as
+            // it sends them (the same text, so the same prepared statements and plans).
+            Route::EventPage => {
+                let (event,): (uuid::Uuid,) = sqlx::query_as(
+                    r#"SELECT id, slug, organizer_id, title, description, category, venue_name,
+                          venue_address, city, region, country, starts_at, ends_at, timezone,
+                          cover_upload_id, capacity, status AS "status: EventStatus", version,
+                          created_at, updated_at
+                   FROM events WHERE id = $1 OR slug = $2"#,
+                )
+                .bind(None::<uuid::Uuid>)
+                .bind(PAGE_SLUG)
+                .fetch_one(db)
+                .await?;
+                sqlx::query(
+                    "SELECT id, name, description, price_minor, currency, quantity, sales_start, sales_end,
+                min_per_order, max_per_order, hidden
+         FROM ticket_types WHERE event_id = $1 AND ($2 OR NOT hidden)
+         ORDER BY created_at, id",
+                )
+                .bind(event)
+                .bind(false)
+                .fetch_all(db)
+                .await?;
+                sqlx::query(
+                    r#"SELECT l.ticket_type_id,
+                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'confirmed'), 0) AS "sold!",
+                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'pending'), 0) AS "held!"
+           FROM orders o JOIN order_lines l ON l.order_id = o.id
+           WHERE o.event_id = $1
+             AND (o.status = 'confirmed' OR (o.status = 'pending' AND o.hold_expires_at > now()))
+           GROUP BY l.ticket_type_id"#,
+                )
+                .bind(event)
+                .fetch_all(db)
+                .await?;
+            }
+            Route::Catalogue => {
+                sqlx::query(
+                    r#"SELECT id, slug, organizer_id, title, description, category, venue_name,
+                  venue_address, city, region, country, starts_at, ends_at, timezone,
+                  cover_upload_id, capacity, status AS "status: EventStatus", version,
+                  created_at, updated_at
+           FROM events
+           WHERE status = 'published' AND ends_at > now()
+             AND ($1::text IS NULL OR search @@ websearch_to_tsquery('simple', $1))
+             AND ($2::text IS NULL OR lower(city) = lower($2))
+             AND ($3::text IS NULL OR category = lower($3))
+             AND ($4::timestamptz IS NULL OR starts_at >= $4)
+             AND ($5::timestamptz IS NULL OR starts_at < $5)
+             AND ($6::uuid IS NULL OR organizer_id = $6)
+             AND ($7::timestamptz IS NULL OR (starts_at, id) > ($7, $8))
+           ORDER BY starts_at, id
+           LIMIT $9"#,
+                )
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<time::OffsetDateTime>)
+                .bind(None::<time::OffsetDateTime>)
+                .bind(None::<uuid::Uuid>)
+                .bind(None::<time::OffsetDateTime>)
+                .bind(None::<uuid::Uuid>)
+                .bind(21_i64)
+                .fetch_all(db)
+                .await?;
             }
             Route::Notifications => {
                 sqlx::query(
@@ -394,7 +518,13 @@ async fn sql_floor(db: &PgPool, route: Route, n: usize) -> Result<f64> {
 
 async fn in_process(rows: &mut Vec<Row>, db: &PgPool, access: &[String]) -> Result<()> {
     let app = api(db);
-    for route in [Route::Me, Route::Notifications, Route::Tasks] {
+    for route in [
+        Route::Me,
+        Route::Notifications,
+        Route::Tasks,
+        Route::EventPage,
+        Route::Catalogue,
+    ] {
         oneshot_median(&app, route, access, 50).await; // warm up
         let total = oneshot_median(&app, route, access, 400).await;
         let floor = sql_floor(db, route, 400).await?;
@@ -482,6 +612,60 @@ async fn worker_throughput(rows: &mut Vec<Row>, db: &PgPool) -> Result<()> {
 }
 
 /// A release binary of the workspace (built by `scripts/bench` before this runs).
+/// The order storm: 500 buyers at once, each placing paid orders for one ticket type of
+/// one event (every order takes the event's lock in turn), over loopback HTTP.
+async fn order_storm(rows: &mut Vec<Row>, db: &PgPool, access: Arc<Vec<String>>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = api(db).layer(axum::middleware::from_fn(source_ip_per_connection));
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let event: uuid::Uuid = sqlx::query_scalar("SELECT id FROM events WHERE slug = $1")
+        .bind(PAGE_SLUG)
+        .fetch_one(db)
+        .await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1000)
+        .build()?;
+    let url = format!("http://{addr}/api/v1/orders");
+    let stats = load::run(500, 5000, move |i| {
+        let body =
+            json!({"event_id": event, "lines": [{"ticket_type_id": STORM_TYPE, "quantity": 1}]});
+        let request = client
+            .post(&url)
+            .bearer_auth(&access[i % access.len()])
+            .header("idempotency-key", format!("storm-{i}"))
+            .json(&body);
+        async move {
+            request
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == http::StatusCode::CREATED)
+        }
+    })
+    .await;
+    server.abort();
+    let placed: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'pending'")
+        .fetch_one(db)
+        .await?;
+    let mut r = row(
+        "order storm @500 buyers (5000 orders, one event)",
+        format!(
+            "{:.0} orders/s, p50 {:.1} / p99 {:.1} ms, {} errors, {placed} held",
+            stats.rps, stats.p50, stats.p99, stats.errors
+        ),
+    );
+    r.target = "0 errors".into();
+    r.met = Some(stats.errors == 0 && placed == 5000);
+    rows.push(r);
+    Ok(())
+}
+
 fn binary(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
@@ -594,6 +778,11 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
             http_event("GET", "/api/v1/events/no-such-event", None),
         ),
         (
+            "orders",
+            http_event("GET", "/api/v1/orders/nope/x", None),
+            http_event("GET", "/api/v1/orders", Some(token)),
+        ),
+        (
             "platform",
             http_event("GET", "/openapi.json", None),
             http_event("GET", "/health", None),
@@ -704,6 +893,7 @@ fn main() -> Result<()> {
         let (db, url) = fresh_database().await?;
         let (access, refresh) = seed(&db, 50, 200).await?;
         let token = access[0].clone();
+        let access_for_storm = access.clone();
         if run("sizes") {
             binary_sizes(&mut rows);
         }
@@ -721,6 +911,9 @@ fn main() -> Result<()> {
         }
         if run("worker") {
             worker_throughput(&mut rows, &db).await?;
+        }
+        if run("storm") {
+            order_storm(&mut rows, &db, Arc::new(access_for_storm)).await?;
         }
         print_table(&rows);
         Ok(())
