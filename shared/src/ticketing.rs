@@ -2,12 +2,12 @@
 //! (buyers) both need to agree on.
 //!
 //! - [`OrderStatus`] and [`TicketStatus`], as stored;
-//! - [`taken`]: how many tickets of each type are sold and held right now. Inventory is
-//!   never a stored counter: it is counted from the orders that hold it (`confirmed`, or
-//!   `pending` with a live hold), so an expired hold frees its tickets the instant it
-//!   expires and the counts cannot drift. Callers that decide on the counts (an order, a
-//!   smaller quantity) hold the event's row lock, which serialises every such decision
-//!   for one event;
+//! - [`taken`]: how many tickets of each type are sold and held right now. What is sold
+//!   is the type's counter, moved only by [`record_sale`] in the transaction that
+//!   confirms an order; what is held is counted from the pending orders whose hold is
+//!   live, so an expired hold frees its tickets the instant it expires, with no sweep.
+//!   Callers that decide on the counts (an order, a smaller quantity, a confirmation)
+//!   hold the event's row lock, which serialises every such decision for one event;
 //! - [`TicketCode`]: the unguessable code a ticket is admitted by.
 
 use std::collections::HashMap;
@@ -71,20 +71,24 @@ impl Taken {
     }
 }
 
-/// What is taken of each of the event's ticket types now (types with nothing taken are
-/// absent). Decide on it only under the event's row lock.
+/// What is taken of each of the event's ticket types now. Decide on it only under the
+/// event's row lock.
+///
+/// `sold` is the type's counter (moved by [`record_sale`] in the confirming transaction);
+/// `held` is summed over the pending orders whose hold is live, found through
+/// `orders_holding_idx`: the cost is the live holds, not every order the event had.
 pub async fn taken(
     conn: &mut PgConnection,
     event_id: Uuid,
 ) -> Result<HashMap<Uuid, Taken>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT l.ticket_type_id,
-                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'confirmed'), 0) AS "sold!",
-                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'pending'), 0) AS "held!"
-           FROM orders o JOIN order_lines l ON l.order_id = o.id
-           WHERE o.event_id = $1
-             AND (o.status = 'confirmed' OR (o.status = 'pending' AND o.hold_expires_at > now()))
-           GROUP BY l.ticket_type_id"#,
+        r#"SELECT t.id, t.sold::bigint AS "sold!", coalesce(h.held, 0)::bigint AS "held!"
+           FROM ticket_types t
+           LEFT JOIN (SELECT l.ticket_type_id, sum(l.quantity) AS held
+                      FROM orders o JOIN order_lines l ON l.order_id = o.id
+                      WHERE o.event_id = $1 AND o.status = 'pending' AND o.hold_expires_at > now()
+                      GROUP BY l.ticket_type_id) h ON h.ticket_type_id = t.id
+           WHERE t.event_id = $1"#,
         event_id,
     )
     .fetch_all(conn)
@@ -93,7 +97,7 @@ pub async fn taken(
         .into_iter()
         .map(|r| {
             (
-                r.ticket_type_id,
+                r.id,
                 Taken {
                     sold: r.sold,
                     held: r.held,
@@ -101,6 +105,19 @@ pub async fn taken(
             )
         })
         .collect())
+}
+
+/// Counts a confirmed order's lines as sold, in the transaction that confirms it (under
+/// the event's row lock). Whatever undoes a sale (a refund) takes it back the same way.
+pub async fn record_sale(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE ticket_types t SET sold = t.sold + l.quantity
+         FROM order_lines l WHERE l.order_id = $1 AND t.id = l.ticket_type_id",
+        order_id,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// How many of `quantity` remain given what is taken of the type and of the whole event

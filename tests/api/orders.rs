@@ -723,6 +723,9 @@ async fn a_storm_of_orders_never_oversells(db: PgPool) {
     .await;
     assert_eq!(sold_free, tickets);
     assert!(sold_free <= 60);
+    // The types' sold counters agree with the confirmed orders.
+    let counted = count(&app.db, "SELECT sum(sold)::bigint FROM ticket_types").await;
+    assert_eq!(counted, sold_free);
     // At no point were more held than exist: the row of every order that ever held
     // tickets says when its hold began and ended, so replay the holds in time.
     let overlaps = count(

@@ -198,7 +198,8 @@ async fn seed_events(db: &PgPool) -> Result<()> {
          FROM events e, generate_series(1, 50);
          INSERT INTO order_lines (order_id, ticket_type_id, quantity, unit_price_minor, position)
          SELECT o.id, t.id, 2, 0, 0
-         FROM orders o JOIN ticket_types t ON t.event_id = o.event_id AND t.name = 'Social';",
+         FROM orders o JOIN ticket_types t ON t.event_id = o.event_id AND t.name = 'Social';
+         UPDATE ticket_types SET sold = 100 WHERE name = 'Social';",
     )
     .execute(db)
     .await?;
@@ -450,13 +451,13 @@ async fn sql_floor(db: &PgPool, route: Route, n: usize) -> Result<f64> {
                 .fetch_all(db)
                 .await?;
                 sqlx::query(
-                    r#"SELECT l.ticket_type_id,
-                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'confirmed'), 0) AS "sold!",
-                  coalesce(sum(l.quantity) FILTER (WHERE o.status = 'pending'), 0) AS "held!"
-           FROM orders o JOIN order_lines l ON l.order_id = o.id
-           WHERE o.event_id = $1
-             AND (o.status = 'confirmed' OR (o.status = 'pending' AND o.hold_expires_at > now()))
-           GROUP BY l.ticket_type_id"#,
+                    r#"SELECT t.id, t.sold::bigint AS "sold!", coalesce(h.held, 0)::bigint AS "held!"
+           FROM ticket_types t
+           LEFT JOIN (SELECT l.ticket_type_id, sum(l.quantity) AS held
+                      FROM orders o JOIN order_lines l ON l.order_id = o.id
+                      WHERE o.event_id = $1 AND o.status = 'pending' AND o.hold_expires_at > now()
+                      GROUP BY l.ticket_type_id) h ON h.ticket_type_id = t.id
+           WHERE t.event_id = $1"#,
                 )
                 .bind(event)
                 .fetch_all(db)

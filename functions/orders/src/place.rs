@@ -234,6 +234,7 @@ async fn reserve(
     .execute(&mut *tx)
     .await?;
     let pending = if status == OrderStatus::Confirmed {
+        ticketing::record_sale(tx, id).await?;
         issue_tickets(tx, id, order.attendees.as_deref()).await?
     } else {
         Vec::new()
@@ -303,7 +304,8 @@ fn sold_out(name: &str, left: i32) -> String {
 
 /// Issues a confirmed order's tickets (one per unit of each line, named after
 /// `attendees` in line order, else after the buyer) and queues the buyer's
-/// notification. The payments step calls this when it confirms a paid order.
+/// notification. The payments step calls this when it confirms a paid order, after
+/// `shared::ticketing::record_sale`, under the event's lock.
 pub async fn issue_tickets(
     tx: &mut PgConnection,
     order_id: Uuid,
