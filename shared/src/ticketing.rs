@@ -2,12 +2,13 @@
 //! (buyers) both need to agree on.
 //!
 //! - [`OrderStatus`] and [`TicketStatus`], as stored;
-//! - [`taken`]: how many tickets of each type are sold and held right now. What is sold
-//!   is the type's counter, moved only by [`record_sale`] in the transaction that
-//!   confirms an order; what is held is counted from the pending orders whose hold is
-//!   live, so an expired hold frees its tickets the instant it expires, with no sweep.
-//!   Callers that decide on the counts (an order, a smaller quantity, a confirmation)
-//!   hold the event's row lock, which serialises every such decision for one event;
+//! - [`taken`]: how many tickets of each type are sold and held right now, from the
+//!   types' `sold` and `held` counters ([`record`] moves them in the transaction that
+//!   changes an order) less the holds that lapsed and are not released yet, so an expired
+//!   hold frees its tickets the instant it expires. Callers that decide on the counts (an
+//!   order, a smaller quantity) hold the event's row lock, which serialises every such
+//!   decision for one event, and first [`release_lapsed`] holds, so a decision costs
+//!   the holds that lapsed since the last one, not every order the event ever had;
 //! - [`TicketCode`]: the unguessable code a ticket is admitted by.
 
 use std::collections::HashMap;
@@ -71,23 +72,20 @@ impl Taken {
     }
 }
 
-/// What is taken of each of the event's ticket types now. Decide on it only under the
-/// event's row lock.
-///
-/// `sold` is the type's counter (moved by [`record_sale`] in the confirming transaction);
-/// `held` is summed over the pending orders whose hold is live, found through
-/// `orders_holding_idx`: the cost is the live holds, not every order the event had.
+/// What is taken of each of the event's ticket types now: the types' counters, less
+/// the holds that lapsed and are not released yet. Anyone may read it; decide on it only
+/// under the event's row lock, after [`release_lapsed`].
 pub async fn taken(
     conn: &mut PgConnection,
     event_id: Uuid,
 ) -> Result<HashMap<Uuid, Taken>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT t.id, t.sold::bigint AS "sold!", coalesce(h.held, 0)::bigint AS "held!"
+        r#"SELECT t.id, t.sold::bigint AS "sold!", (t.held - coalesce(x.lapsed, 0))::bigint AS "held!"
            FROM ticket_types t
-           LEFT JOIN (SELECT l.ticket_type_id, sum(l.quantity) AS held
+           LEFT JOIN (SELECT l.ticket_type_id, sum(l.quantity) AS lapsed
                       FROM orders o JOIN order_lines l ON l.order_id = o.id
-                      WHERE o.event_id = $1 AND o.status = 'pending' AND o.hold_expires_at > now()
-                      GROUP BY l.ticket_type_id) h ON h.ticket_type_id = t.id
+                      WHERE o.event_id = $1 AND o.status = 'pending' AND o.hold_expires_at <= now()
+                      GROUP BY l.ticket_type_id) x ON x.ticket_type_id = t.id
            WHERE t.event_id = $1"#,
         event_id,
     )
@@ -107,13 +105,63 @@ pub async fn taken(
         .collect())
 }
 
-/// Counts a confirmed order's lines as sold, in the transaction that confirms it (under
-/// the event's row lock). Whatever undoes a sale (a refund) takes it back the same way.
-pub async fn record_sale(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
+/// Marks the event's lapsed holds `expired` and takes them off the types' `held`. Each
+/// order lapses once, so a decision pays only for the holds that lapsed since the last.
+/// Concurrent callers cannot release one order twice: the second waits on its row and
+/// then finds it no longer pending.
+pub async fn release_lapsed(conn: &mut PgConnection, event_id: Uuid) -> Result<u64, sqlx::Error> {
+    let released = sqlx::query!(
+        "WITH lapsed AS (
+             UPDATE orders SET status = 'expired', updated_at = now()
+             WHERE event_id = $1 AND status = 'pending' AND hold_expires_at <= now()
+             RETURNING id),
+         lines AS (
+             SELECT l.ticket_type_id, sum(l.quantity)::integer AS quantity
+             FROM order_lines l JOIN lapsed ON lapsed.id = l.order_id
+             GROUP BY l.ticket_type_id)
+         UPDATE ticket_types t SET held = t.held - lines.quantity
+         FROM lines WHERE t.id = lines.ticket_type_id",
+        event_id,
+    )
+    .execute(conn)
+    .await?;
+    Ok(released.rows_affected())
+}
+
+/// How an order's lines move the types' counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement {
+    /// A new pending order holds them.
+    Hold,
+    /// A pending order gives them back (cancelled; a lapsed hold goes through
+    /// [`release_lapsed`]).
+    Release,
+    /// A pending order is paid: held becomes sold.
+    Confirm,
+    /// A free order is confirmed as it is placed: sold, never held.
+    Sell,
+}
+
+/// Moves the counters of an order's ticket types, in the transaction that changes the
+/// order's status.
+pub async fn record(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    movement: Movement,
+) -> Result<(), sqlx::Error> {
+    let (held, sold): (i32, i32) = match movement {
+        Movement::Hold => (1, 0),
+        Movement::Release => (-1, 0),
+        Movement::Confirm => (-1, 1),
+        Movement::Sell => (0, 1),
+    };
     sqlx::query!(
-        "UPDATE ticket_types t SET sold = t.sold + l.quantity
+        "UPDATE ticket_types t
+         SET held = t.held + $2 * l.quantity, sold = t.sold + $3 * l.quantity
          FROM order_lines l WHERE l.order_id = $1 AND t.id = l.ticket_type_id",
         order_id,
+        held,
+        sold,
     )
     .execute(conn)
     .await?;

@@ -451,12 +451,12 @@ async fn sql_floor(db: &PgPool, route: Route, n: usize) -> Result<f64> {
                 .fetch_all(db)
                 .await?;
                 sqlx::query(
-                    r#"SELECT t.id, t.sold::bigint AS "sold!", coalesce(h.held, 0)::bigint AS "held!"
+                    r#"SELECT t.id, t.sold::bigint AS "sold!", (t.held - coalesce(x.lapsed, 0))::bigint AS "held!"
            FROM ticket_types t
-           LEFT JOIN (SELECT l.ticket_type_id, sum(l.quantity) AS held
+           LEFT JOIN (SELECT l.ticket_type_id, sum(l.quantity) AS lapsed
                       FROM orders o JOIN order_lines l ON l.order_id = o.id
-                      WHERE o.event_id = $1 AND o.status = 'pending' AND o.hold_expires_at > now()
-                      GROUP BY l.ticket_type_id) h ON h.ticket_type_id = t.id
+                      WHERE o.event_id = $1 AND o.status = 'pending' AND o.hold_expires_at <= now()
+                      GROUP BY l.ticket_type_id) x ON x.ticket_type_id = t.id
            WHERE t.event_id = $1"#,
                 )
                 .bind(event)

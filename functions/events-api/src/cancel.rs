@@ -69,6 +69,13 @@ pub async fn cancel(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // Every pending order (lapsed or live) is cancelled: nothing is held any more.
+    sqlx::query!(
+        "UPDATE ticket_types SET held = 0 WHERE event_id = $1",
+        event.id
+    )
+    .execute(&mut *tx)
+    .await?;
     let mut pending = Vec::with_capacity(holders.len());
     for buyer in &holders {
         let message = NotificationMessage::event_cancelled(UserId(*buyer), &event.title);

@@ -502,6 +502,7 @@ pub async fn update(
     }
     .check()
     .map_err(ApiError::Validation)?;
+    ticketing::release_lapsed(&mut tx, event.id).await?;
     let taken = ticketing::taken(&mut tx, event.id).await?;
     let of_type = taken.get(&type_id).copied().unwrap_or_default();
     if i64::from(merged.quantity) < of_type.total() {

@@ -9,7 +9,7 @@ use shared::{
         pagination::{self, CreatedKey, Page, PageParams},
     },
     identity::guard::CurrentUser,
-    ticketing::OrderStatus,
+    ticketing::{self, Movement, OrderStatus},
 };
 use uuid::Uuid;
 
@@ -140,6 +140,7 @@ pub async fn cancel(
             )
             .execute(&mut *tx)
             .await?;
+            ticketing::record(&mut tx, id, Movement::Release).await?;
             tracing::info!(order_id = %id, "order cancelled by its buyer");
         }
         OrderStatus::Cancelled => {}

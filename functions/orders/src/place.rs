@@ -29,7 +29,7 @@ use shared::{
         messages::NotificationMessage,
         outbox::{self, Pending},
     },
-    ticketing::{self, OrderStatus, TicketCode},
+    ticketing::{self, Movement, OrderStatus, TicketCode},
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -146,6 +146,7 @@ async fn reserve(
     let now = OffsetDateTime::now_utc();
     let lines = match_lines(order, &types, &event, now)?;
 
+    ticketing::release_lapsed(tx, event.id).await?;
     let taken = ticketing::taken(tx, event.id).await?;
     let event_taken: i64 = taken.values().map(|t| t.total()).sum();
     for (ty, quantity) in &lines {
@@ -234,9 +235,10 @@ async fn reserve(
     .execute(&mut *tx)
     .await?;
     let pending = if status == OrderStatus::Confirmed {
-        ticketing::record_sale(tx, id).await?;
+        ticketing::record(tx, id, Movement::Sell).await?;
         issue_tickets(tx, id, order.attendees.as_deref()).await?
     } else {
+        ticketing::record(tx, id, Movement::Hold).await?;
         Vec::new()
     };
     Ok((id, pending))
@@ -305,7 +307,7 @@ fn sold_out(name: &str, left: i32) -> String {
 /// Issues a confirmed order's tickets (one per unit of each line, named after
 /// `attendees` in line order, else after the buyer) and queues the buyer's
 /// notification. The payments step calls this when it confirms a paid order, after
-/// `shared::ticketing::record_sale`, under the event's lock.
+/// `shared::ticketing::record(.., Movement::Confirm)`, under the event's lock.
 pub async fn issue_tickets(
     tx: &mut PgConnection,
     order_id: Uuid,
