@@ -745,7 +745,8 @@ async fn a_storm_of_orders_never_oversells(db: PgPool) {
         "decisions released lapsed holds"
     );
     // At no point were more held than exist: the row of every order that ever held
-    // tickets says when its hold began and ended, so replay the holds in time.
+    // tickets says when its hold began (the decision, under the event's lock) and ended,
+    // so replay the holds in time.
     let overlaps = count(
         &app.db,
         "WITH holds AS (

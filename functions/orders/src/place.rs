@@ -199,11 +199,15 @@ async fn reserve(
         OrderStatus::Pending
     };
     sqlx::query!(
+        // Stamped with the time of the decision (under the lock), not the transaction's
+        // start: a buyer who queued for the lock still gets the whole hold, and orders'
+        // creation times follow the order in which they were decided.
         "INSERT INTO orders (id, event_id, buyer_id, status, currency, subtotal_minor,
-                             discount_minor, total_minor, discount_code_id, hold_expires_at,
-                             confirmed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10),
-                 CASE WHEN $4 = 'confirmed'::order_status THEN now() END)",
+                             discount_minor, total_minor, discount_code_id, created_at,
+                             updated_at, hold_expires_at, confirmed_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, at, at, at + make_interval(secs => $10),
+                CASE WHEN $4 = 'confirmed'::order_status THEN at END
+         FROM (SELECT clock_timestamp() AS at) decided",
         id,
         event.id,
         buyer.0,
