@@ -19,6 +19,7 @@ mod hostile_input;
 mod notifications;
 mod orders;
 mod outbox;
+mod pooler;
 mod platform;
 mod recovery;
 mod task_plans;

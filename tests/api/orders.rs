@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use api_tests::{TestApp, Tokens};
+use api_tests::{TestApp, Tokens, pooler::Pooler};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -628,6 +628,27 @@ async fn discount_codes_take_their_share_and_their_last_use_goes_once(db: PgPool
 /// confirmed orders exist.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_storm_of_orders_never_oversells(db: PgPool) {
+    storm(db).await;
+}
+
+/// The same storm with every function's pool behind a transaction-mode pooler (Neon's
+/// pooled endpoint): 20 client connections share 4 server connections, each transaction
+/// lands on whichever server is free, so nothing may lean on session state, and sqlx's
+/// prepared statements are carried over as PgBouncer 1.21+ does.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_storm_through_a_transaction_mode_pooler_never_oversells(db: PgPool) {
+    let pooler = Pooler::in_front_of(&db, 4)
+        .await
+        .expect("the pooler starts in front of the test database");
+    storm(pooler.client_pool(&db, 20)).await;
+    let stats = pooler.stats();
+    // Every order is a few transactions, each given a server of its own.
+    assert!(stats.assignments > 1500, "{stats:?}");
+    // Statements prepared on one server were run on another.
+    assert!(stats.reprepared > 0, "{stats:?}");
+}
+
+async fn storm(db: PgPool) {
     const BUYERS: usize = 25;
     const ATTEMPTS: usize = 500;
     // Short enough to run out many times during the storm.

@@ -14,6 +14,7 @@
 //! read like the API docs.
 
 pub mod lambda;
+pub mod pooler;
 pub mod routes;
 pub mod s3;
 pub mod sqs;
