@@ -328,6 +328,7 @@ _venv_tool() {
     boto3) echo 'boto3|lib/python3*/site-packages/boto3/__init__.py' ;;
     cargo-lambda) echo 'cargo-lambda|bin/cargo-lambda' ;;
     cfn-lint) echo 'cfn-lint|bin/cfn-lint' ;;
+    localstripe) echo 'localstripe==1.15.10|bin/localstripe' ;;
     aws-sam-cli) echo 'aws-sam-cli|bin/sam' ;;
     *) return 1 ;;
   esac
@@ -387,6 +388,23 @@ ensure_moto() {
     wait_for_port 127.0.0.1 "$MOTO_PORT" 60 "$BG_PID" moto_server "$LOG_DIR/moto.log"
   fi
   _export_aws_env
+}
+
+# ensure_localstripe: the stateful Stripe fake on 127.0.0.1:$STRIPE_PORT (default 8420), reused
+# if something already answers there, else started with an empty store. Exports
+# STRIPE_API_BASE. Needs `ensure_venv localstripe` first.
+ensure_localstripe() {
+  STRIPE_PORT=${STRIPE_PORT:-8420}
+  if port_open 127.0.0.1 "$STRIPE_PORT"; then
+    log "reusing the Stripe fake already answering on 127.0.0.1:$STRIPE_PORT"
+  else
+    command -v localstripe >/dev/null || die "localstripe not found: call 'ensure_venv localstripe' first"
+    log "starting the Stripe fake (localstripe) on 127.0.0.1:$STRIPE_PORT"
+    start_bg localstripe "$LOG_DIR/localstripe.log" localstripe --port "$STRIPE_PORT" --from-scratch
+    wait_for_port 127.0.0.1 "$STRIPE_PORT" 60 "$BG_PID" localstripe "$LOG_DIR/localstripe.log"
+  fi
+  : "${STRIPE_API_BASE:=http://127.0.0.1:$STRIPE_PORT}"
+  export STRIPE_API_BASE
 }
 
 # ensure_queues: the emulator's side of template.yaml. The notifications queue and the upload

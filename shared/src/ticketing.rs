@@ -168,6 +168,107 @@ pub async fn record(
     Ok(())
 }
 
+/// Issues a confirmed order's tickets (one per unit of each line, named after the
+/// order's attendee names in line order, else after the buyer) and queues the buyer's
+/// notification. Called once per order, in the transaction that confirms it (placing a
+/// free order; settling a paid one, after [`record`] under the event's lock).
+#[cfg(feature = "ticketing")]
+pub async fn issue_tickets(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+) -> anyhow::Result<Vec<crate::messaging::outbox::Pending>> {
+    use crate::{
+        identity::UserId,
+        messaging::{messages::NotificationMessage, outbox},
+    };
+    let order = sqlx::query!(
+        r#"SELECT o.event_id, o.buyer_id, o.attendee_names, e.title, u.name AS "buyer_name?"
+           FROM orders o JOIN events e ON e.id = o.event_id
+           LEFT JOIN users u ON u.id = o.buyer_id
+           WHERE o.id = $1"#,
+        order_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let units = sqlx::query_scalar!(
+        r#"SELECT l.ticket_type_id AS "id!"
+           FROM order_lines l, generate_series(1, l.quantity)
+           WHERE l.order_id = $1 ORDER BY l.position"#,
+        order_id,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let fallback = order.buyer_name.unwrap_or_else(|| "Guest".to_owned());
+    let names: Vec<String> = (0..units.len())
+        .map(|i| {
+            order
+                .attendee_names
+                .as_ref()
+                .and_then(|a| a.get(i))
+                .cloned()
+                .unwrap_or_else(|| fallback.clone())
+        })
+        .collect();
+    let ids: Vec<Uuid> = units.iter().map(|_| Uuid::now_v7()).collect();
+    let codes: Vec<String> = units
+        .iter()
+        .map(|_| TicketCode::generate().as_str().to_owned())
+        .collect();
+    sqlx::query!(
+        "INSERT INTO tickets (id, order_id, event_id, ticket_type_id, attendee_name, code)
+         SELECT i, $1, $2, t, n, c
+         FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[]) AS u (i, t, n, c)",
+        order_id,
+        order.event_id,
+        &ids,
+        &units,
+        &names,
+        &codes,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let Some(buyer) = order.buyer_id else {
+        return Ok(Vec::new());
+    };
+    let message = NotificationMessage::order_confirmed(UserId(buyer), &order.title, units.len());
+    Ok(vec![outbox::enqueue(tx, &message).await?])
+}
+
+/// Whether an order that holds nothing (its hold lapsed and was released) could take its
+/// tickets again now: every line within its type's remaining quantity, all of them
+/// within the event's capacity. Decide on it only under the event's row lock, after
+/// [`release_lapsed`].
+pub async fn fits(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    order_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let taken = taken(conn, event_id).await?;
+    let lines = sqlx::query!(
+        "SELECT l.ticket_type_id, l.quantity, t.quantity AS type_quantity, e.capacity
+         FROM order_lines l
+         JOIN ticket_types t ON t.id = l.ticket_type_id
+         JOIN events e ON e.id = t.event_id
+         WHERE l.order_id = $1",
+        order_id,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let event_taken: i64 = taken.values().map(|t| t.total()).sum();
+    let wanted: i64 = lines.iter().map(|l| i64::from(l.quantity)).sum();
+    let types_fit = lines.iter().all(|l| {
+        let left = remaining(
+            l.type_quantity,
+            taken.get(&l.ticket_type_id).copied().unwrap_or_default(),
+            None,
+            0,
+        );
+        l.quantity <= left
+    });
+    let capacity = lines.first().and_then(|l| l.capacity);
+    Ok(types_fit && capacity.is_none_or(|c| event_taken + wanted <= i64::from(c)))
+}
+
 /// How many of `quantity` remain given what is taken of the type and of the whole event
 /// (its `capacity`, shared by all types).
 pub fn remaining(quantity: i32, taken: Taken, capacity: Option<i32>, event_taken: i64) -> i32 {

@@ -197,6 +197,13 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
     ),
     // Cancelled: the tickets are void, the holder (the sample user) told.
     ("events-api/cancel.json", Function::Events, StatusCode::OK),
+    // A Stripe delivery signed with scripts/dev's secret long ago: refused as stale
+    // (re-sign it to replay it; README, Payments).
+    (
+        "payments/stripe-webhook.json",
+        Function::Payments,
+        StatusCode::BAD_REQUEST,
+    ),
     // It ends the session the others use.
     ("auth/logout.json", Function::Auth, StatusCode::NO_CONTENT),
     // Last: logs in again (with the changed password) and tries to delete the sample user,

@@ -8,19 +8,19 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-fn free(name: &str, quantity: i64) -> Value {
+pub(crate) fn free(name: &str, quantity: i64) -> Value {
     json!({"name": name, "price_minor": 0, "currency": "EUR", "quantity": quantity})
 }
 
-fn paid(name: &str, price: i64, quantity: i64) -> Value {
+pub(crate) fn paid(name: &str, price: i64, quantity: i64) -> Value {
     json!({"name": name, "price_minor": price, "currency": "EUR", "quantity": quantity})
 }
 
-fn one_line(event: &str, ticket_type: &str, quantity: i64) -> Value {
+pub(crate) fn one_line(event: &str, ticket_type: &str, quantity: i64) -> Value {
     json!({"event_id": event, "lines": [{"ticket_type_id": ticket_type, "quantity": quantity}]})
 }
 
-async fn count(db: &PgPool, sql: &str) -> i64 {
+pub(crate) async fn count(db: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
 }
 

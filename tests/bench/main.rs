@@ -234,6 +234,8 @@ fn api(db: &PgPool) -> Router {
             // Paid orders: nothing to relay.
             unreachable_publisher(),
             Duration::from_secs(900),
+            // Paid orders open their PaymentIntents on the local Stripe fake.
+            &api_tests::stripe::config(),
         ))),
     )
 }
@@ -694,6 +696,11 @@ fn spawn_function(name: &str, api: &runtime_api::RuntimeApi, db_url: &str) -> Re
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("APP_BASE_URL", "http://localhost:3000")
+        // Paid orders and the webhook: the local Stripe fake (cold starts never call it).
+        .env("STRIPE_API_BASE", api_tests::stripe::api_base())
+        .env("STRIPE_SECRET_KEY", api_tests::stripe::SECRET_KEY)
+        .env("STRIPE_PUBLISHABLE_KEY", api_tests::stripe::PUBLISHABLE_KEY)
+        .env("STRIPE_WEBHOOK_SECRETS", BENCH_WEBHOOK_SECRET)
         .env("MAIL_DIR", std::env::temp_dir().join("bench-mail"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
@@ -741,6 +748,29 @@ fn http_event(method: &str, path: &str, token: Option<&str>) -> Value {
     lambda::api_gateway_event(method.parse().expect("method"), path, &refs, None)
 }
 
+/// The webhook signing secret the payments function is started with.
+const BENCH_WEBHOOK_SECRET: &str = "whsec_bench";
+
+/// A Stripe delivery of an event the function records and ignores (no Stripe call):
+/// verified, then one query (and, the first time, the insert).
+fn webhook_event() -> Value {
+    let body = json!({"id": format!("evt_bench_{}", uuid::Uuid::now_v7().simple()),
+        "object": "event", "type": "customer.created", "data": {"object": {"id": "cus_bench"}}})
+    .to_string();
+    let secret = secrecy::SecretString::from(BENCH_WEBHOOK_SECRET.to_owned());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = shared::payments::signature::sign(&secret, now, body.as_bytes());
+    lambda::api_gateway_event(
+        http::Method::POST,
+        api_tests::stripe::WEBHOOK,
+        &[
+            ("stripe-signature", signature.as_str()),
+            ("content-type", "application/json"),
+        ],
+        Some(&body),
+    )
+}
+
 async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) -> Result<()> {
     let ping = json!({"ping": true});
     let floor_row = rows.len();
@@ -782,6 +812,11 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
             "orders",
             http_event("GET", "/api/v1/orders/nope/x", None),
             http_event("GET", "/api/v1/orders", Some(token)),
+        ),
+        (
+            "payments",
+            http_event("GET", "/api/v1/payments/nope", None),
+            webhook_event(),
         ),
         (
             "platform",

@@ -18,6 +18,7 @@ pub mod pooler;
 pub mod routes;
 pub mod s3;
 pub mod sqs;
+pub mod stripe;
 
 use std::time::Duration;
 
@@ -89,6 +90,7 @@ pub fn function_docs() -> Vec<(Function, utoipa::openapi::OpenApi)> {
         (Function::Users, users::openapi()),
         (Function::Events, events_api::openapi()),
         (Function::Orders, orders::openapi()),
+        (Function::Payments, payments::openapi()),
     ]
 }
 
@@ -122,11 +124,13 @@ pub enum Function {
     Events,
     /// `functions/orders`.
     Orders,
+    /// `functions/payments`.
+    Payments,
 }
 
 impl Function {
     /// Every HTTP function.
-    pub const ALL: [Function; 8] = [
+    pub const ALL: [Function; 9] = [
         Self::Auth,
         Self::Notifications,
         Self::Platform,
@@ -135,6 +139,7 @@ impl Function {
         Self::Users,
         Self::Events,
         Self::Orders,
+        Self::Payments,
     ];
 
     /// The function's binary name (the template's and the local router's).
@@ -148,6 +153,7 @@ impl Function {
             Self::Users => "users",
             Self::Events => "events-api",
             Self::Orders => "orders",
+            Self::Payments => "payments",
         }
     }
 
@@ -173,6 +179,7 @@ pub const START_UPS: &[(&str, StartUp)] = &[
     ("platform", || platform::from_env().map(drop)),
     ("events-api", || events_api::from_env().map(drop)),
     ("orders", || orders::from_env().map(drop)),
+    ("payments", || payments::from_env().map(drop)),
     ("upload-processor", || {
         upload_processor::State::from_env().map(drop)
     }),
@@ -197,6 +204,7 @@ fn orders_router(
         config,
         publisher,
         hold,
+        &stripe::config(),
     )))
 }
 
@@ -214,6 +222,7 @@ pub struct TestApp {
     users: Router,
     events: Router,
     orders: Router,
+    payments: Router,
     config: TokenConfig,
 }
 
@@ -285,7 +294,13 @@ impl TestApp {
                 &config,
                 publisher.clone(),
             ))),
-            orders: orders_router(&db, &config, publisher, ORDER_HOLD),
+            orders: orders_router(&db, &config, publisher.clone(), ORDER_HOLD),
+            payments: shared::http::app(payments::router(payments::AppState::new(
+                db.clone(),
+                publisher,
+                &stripe::config(),
+                vec![stripe::webhook_secret(&db)],
+            ))),
             uploads: uploads_router(
                 &db,
                 &s3::moto_target(),
@@ -336,6 +351,7 @@ impl TestApp {
             Function::Users => self.users.clone(),
             Function::Events => self.events.clone(),
             Function::Orders => self.orders.clone(),
+            Function::Payments => self.payments.clone(),
         }
     }
 

@@ -444,7 +444,11 @@ impl Client {
         }
     }
 
-    async fn on_client_message(&mut self, server: &mut Server, message: Message) -> anyhow::Result<()> {
+    async fn on_client_message(
+        &mut self,
+        server: &mut Server,
+        message: Message,
+    ) -> anyhow::Result<()> {
         let mut out = Vec::new();
         match message.tag {
             b'P' => {
@@ -532,7 +536,11 @@ impl Client {
         self.owed.push_back(Owed::Forward { done, parse });
     }
 
-    async fn on_server_message(&mut self, server: &mut Server, message: Message) -> anyhow::Result<()> {
+    async fn on_server_message(
+        &mut self,
+        server: &mut Server,
+        message: Message,
+    ) -> anyhow::Result<()> {
         // Notices, parameter changes and notifications belong to no request.
         if matches!(message.tag, b'N' | b'S' | b'A') {
             return self.send(&message).await;

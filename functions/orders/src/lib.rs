@@ -4,7 +4,8 @@
 //!
 //! Layout: [`order`] is the model (the request and its rules, the order as shown);
 //! [`place`] places an order in one transaction (idempotency key, the event's lock,
-//! every limit, the discount, the hold, tickets when free); [`discount`] applies a
+//! every limit, the discount, the hold, tickets when free), then opens a paid order's
+//! Stripe PaymentIntent; [`discount`] applies a
 //! discount code; [`mine`] lists, shows and cancels the buyer's orders; [`tickets`] lists
 //! and shows their tickets and renders a ticket's QR code.
 //!
@@ -18,13 +19,14 @@ pub mod order;
 pub mod place;
 pub mod tickets;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef};
 use shared::{
     config::ConfigError,
     identity::{guard::AuthState, tokens::TokenConfig},
     messaging::{Publisher, Queue, QueueConfig},
+    payments::{StripeConfig, stripe::Gateway},
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -40,16 +42,28 @@ pub struct AppState {
     pub publisher: Publisher,
     /// How long a pending order holds its tickets.
     pub hold: Duration,
+    /// Stripe, for paid orders' PaymentIntents.
+    pub stripe: Arc<dyn Gateway>,
+    /// Given to the buyer's browser with each intent's client secret.
+    pub publishable_key: Arc<str>,
 }
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(db: PgPool, config: &TokenConfig, publisher: Publisher, hold: Duration) -> Self {
+    pub fn new(
+        db: PgPool,
+        config: &TokenConfig,
+        publisher: Publisher,
+        hold: Duration,
+        stripe: &StripeConfig,
+    ) -> Self {
         Self {
             auth: AuthState::new(db.clone(), config),
             db,
             publisher,
             hold,
+            stripe: Arc::new(stripe.client()),
+            publishable_key: stripe.publishable_key.as_str().into(),
         }
     }
 }
@@ -83,7 +97,13 @@ shared::api_routes!(AppState, ApiDoc;
 pub fn from_env() -> Result<Router, shared::BoxError> {
     let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
     let publisher = Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?;
-    let state = AppState::new(db, &TokenConfig::from_env()?, publisher, hold_from_env()?);
+    let state = AppState::new(
+        db,
+        &TokenConfig::from_env()?,
+        publisher,
+        hold_from_env()?,
+        &StripeConfig::from_env()?,
+    );
     Ok(shared::http::deployed(router(state))?)
 }
 

@@ -57,7 +57,9 @@ pub async fn list(
     // order everywhere.
     let mut orders = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(order) = order::load(&mut conn, id, Some(user.id.0)).await? {
+        if let Some(order) =
+            order::load(&mut conn, id, Some(user.id.0), &state.publishable_key).await?
+        {
             orders.push(order);
         }
     }
@@ -88,7 +90,7 @@ pub async fn fetch(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Order>> {
     let mut conn = state.db.acquire().await?;
-    order::load(&mut conn, id, Some(user.id.0))
+    order::load(&mut conn, id, Some(user.id.0), &state.publishable_key)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("order"))
@@ -155,9 +157,19 @@ pub async fn cancel(
             ));
         }
     }
-    let order = order::load(&mut tx, id, Some(user.id.0))
+    let order = order::load(&mut tx, id, Some(user.id.0), &state.publishable_key)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     tx.commit().await?;
+    // Its payment can no longer be taken. Best effort: a payment that succeeds anyway
+    // (the buyer confirmed at the same moment) is refunded when it is settled.
+    if let Some(payment) = order
+        .payment
+        .as_ref()
+        .filter(|p| p.status != "succeeded" && p.status != "canceled")
+        && let Err(e) = state.stripe.cancel_intent(&payment.intent_id).await
+    {
+        tracing::warn!(order_id = %id, error = %e, "could not cancel the order's payment intent");
+    }
     Ok(Json(order))
 }

@@ -2,7 +2,7 @@
 //! database work), and the order as shown, with its lines and tickets.
 
 use serde::{Deserialize, Serialize};
-use shared::{http::error::FieldError, ticketing::OrderStatus};
+use shared::{http::error::FieldError, payments::settle, ticketing::OrderStatus};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -186,6 +186,32 @@ pub struct Order {
     pub lines: Vec<OrderLine>,
     /// Its tickets, once confirmed.
     pub tickets: Vec<Ticket>,
+    /// Paid so far (charges in the ledger), minor units.
+    pub paid_minor: i64,
+    /// Refunded so far, minor units.
+    pub refunded_minor: i64,
+    /// The card payment of a paid order, once opened: what Stripe.js needs to confirm it.
+    pub payment: Option<OrderPayment>,
+}
+
+/// A paid order's card payment (a Stripe PaymentIntent).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderPayment {
+    /// Always `stripe`.
+    #[schema(example = "stripe")]
+    pub provider: String,
+    /// The PaymentIntent's id.
+    #[schema(example = "pi_3PqM2x")]
+    pub intent_id: String,
+    /// For `stripe.confirmPayment` in the buyer's browser; only the buyer sees it.
+    pub client_secret: String,
+    /// The key Stripe.js is loaded with.
+    pub publishable_key: String,
+    /// Stripe's status as last read (`requires_payment_method`, `processing`,
+    /// `succeeded`, `canceled`, ...).
+    pub status: String,
+    /// Why the last attempt failed (e.g. the card was declined), to show the buyer.
+    pub last_error: Option<String>,
 }
 
 /// One line of an order.
@@ -208,11 +234,16 @@ pub async fn load(
     conn: &mut PgConnection,
     id: Uuid,
     buyer: Option<Uuid>,
+    publishable_key: &str,
 ) -> Result<Option<Order>, sqlx::Error> {
     let Some(row) = sqlx::query!(
         r#"SELECT o.id, o.event_id, o.status AS "status: OrderStatus", o.currency,
                   o.subtotal_minor, o.discount_minor, o.total_minor, d.code AS "discount_code?",
-                  o.hold_expires_at, o.created_at, o.confirmed_at
+                  o.hold_expires_at, o.created_at, o.confirmed_at,
+                  coalesce((SELECT sum(amount_minor) FROM ledger_entries
+                            WHERE order_id = o.id AND kind = 'charge'), 0)::bigint AS "paid_minor!",
+                  coalesce((SELECT sum(amount_minor) FROM ledger_entries
+                            WHERE order_id = o.id AND kind = 'refund'), 0)::bigint AS "refunded_minor!"
            FROM orders o LEFT JOIN discount_codes d ON d.id = o.discount_code_id
            WHERE o.id = $1 AND ($2::uuid IS NULL OR o.buyer_id = $2)"#,
         id,
@@ -233,6 +264,14 @@ pub async fn load(
     .fetch_all(&mut *conn)
     .await?;
     let tickets = tickets::of_order(conn, id).await?;
+    let payment = settle::current(conn, id).await?.map(|p| OrderPayment {
+        provider: "stripe".into(),
+        intent_id: p.intent_id,
+        client_secret: p.client_secret,
+        publishable_key: publishable_key.to_owned(),
+        status: p.status,
+        last_error: p.last_error,
+    });
     Ok(Some(Order {
         id: row.id,
         event_id: row.event_id,
@@ -249,6 +288,9 @@ pub async fn load(
         confirmed_at: row.confirmed_at,
         lines,
         tickets,
+        paid_minor: row.paid_minor,
+        refunded_minor: row.refunded_minor,
+        payment,
     }))
 }
 

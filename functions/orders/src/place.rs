@@ -8,8 +8,9 @@
 //! expired hold stops counting the moment it expires.
 //!
 //! A free order (total 0) is confirmed at once: tickets issued, the buyer notified
-//! through the outbox. A paid one stays `pending` on its hold: taking the money is the
-//! payments step (a separate issue), which confirms it the same way ([`issue_tickets`]).
+//! through the outbox. A paid one stays `pending` on its hold, and once committed gets
+//! its Stripe PaymentIntent (`shared::payments::settle::open_intent`); the payment's
+//! webhook confirms it the same way (`shared::ticketing::issue_tickets`).
 
 use std::time::Duration;
 
@@ -22,14 +23,12 @@ use shared::{
     http::{
         error::{ApiError, ApiResult, FieldError, Problem},
         extract::Json,
-        idempotency::{IdempotencyKey, Keyed},
+        idempotency::{IDEMPOTENT_REPLAYED, IdempotencyKey, Keyed, Stored},
     },
     identity::{UserId, guard::CurrentUser},
-    messaging::{
-        messages::NotificationMessage,
-        outbox::{self, Pending},
-    },
-    ticketing::{self, Movement, OrderStatus, TicketCode},
+    messaging::outbox::{self, Pending},
+    payments::settle,
+    ticketing::{self, Movement, OrderStatus},
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -54,12 +53,13 @@ const SCOPE: &str = "create_order";
     request_body = CreateOrder,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The order: `confirmed` with its tickets when free, else `pending` until `hold_expires_at`. A replay carries `Idempotent-Replayed: true`.", body = Order),
+        (status = 201, description = "The order: `confirmed` with its tickets when free, else `pending` until `hold_expires_at` with its `payment` (the PaymentIntent's client secret and the publishable key, for Stripe.js). A replay shows the order as it is now and carries `Idempotent-Replayed: true`.", body = Order),
         (status = 400, description = "Malformed JSON, or a missing or malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such published event", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Sold out (or not enough left), the discount code is used up, the event is cancelled, or the same key is still being processed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid lines (unknown, hidden or off-sale types, quantities outside the limits), an invalid discount code or attendee names, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The order is placed but Stripe could not be reached to open its payment: retry with the same key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
@@ -72,22 +72,55 @@ pub async fn create(
     let keyed = Keyed::new(user.id.0, SCOPE, &key, &request)?;
     let checked = request.check().map_err(ApiError::Validation)?;
     let mut tx = state.db.begin().await?;
-    if let Some(replay) = keyed.claim(&mut tx).await? {
-        return Ok(replay);
-    }
-    let (order_id, pending) = reserve(&mut tx, user.id, &checked, state.hold).await?;
-    let order = order::load(&mut tx, order_id, None)
+    // A replay shows the order as it is now (paid, expired, ...), with its payment.
+    let (order_id, pending, replayed) = match keyed.claim_stored(&mut tx).await? {
+        Some(stored) => match stored_order(&stored) {
+            Some(id) => (id, Vec::new(), true),
+            None => return Ok(stored.into_response()),
+        },
+        None => {
+            let (order_id, pending) = reserve(&mut tx, user.id, &checked, state.hold).await?;
+            let order = order::load(&mut tx, order_id, None, &state.publishable_key)
+                .await?
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} vanished")))?;
+            keyed.record(&mut tx, StatusCode::CREATED, &order).await?;
+            tracing::info!(%order_id, status = ?order.status, total = order.total_minor, "order placed");
+            (order_id, pending, false)
+        }
+    };
+    tx.commit().await?;
+    outbox::relay(&state.db, &state.publisher, pending).await;
+    // A paid order's PaymentIntent, opened after commit (no lock is held across Stripe)
+    // and keyed by the order, so a replay returns the same one, or opens it if the first
+    // attempt could not reach Stripe.
+    settle::open_intent(&state.db, state.stripe.as_ref(), order_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(%order_id, error = %e, "could not open the payment intent");
+            ApiError::Unavailable("the payment provider; retry with the same Idempotency-Key")
+        })?;
+    let mut conn = state.db.acquire().await?;
+    let order = order::load(&mut conn, order_id, None, &state.publishable_key)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} vanished")))?;
-    keyed.record(&mut tx, StatusCode::CREATED, &order).await?;
-    tx.commit().await?;
-    tracing::info!(order_id = %order.id, status = ?order.status, total = order.total_minor, "order placed");
-    outbox::relay(&state.db, &state.publisher, pending).await;
     let mut response = (StatusCode::CREATED, Json(&order)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
+    if replayed {
+        response.headers_mut().insert(
+            IDEMPOTENT_REPLAYED.clone(),
+            HeaderValue::from_static("true"),
+        );
+    }
     Ok(response)
+}
+
+/// The order a stored 201 created.
+fn stored_order(stored: &Stored) -> Option<Uuid> {
+    (stored.status == StatusCode::CREATED)
+        .then(|| stored.body.get("id")?.as_str()?.parse().ok())
+        .flatten()
 }
 
 /// The event as an order needs it, locked.
@@ -204,9 +237,9 @@ async fn reserve(
         // creation times follow the order in which they were decided.
         "INSERT INTO orders (id, event_id, buyer_id, status, currency, subtotal_minor,
                              discount_minor, total_minor, discount_code_id, created_at,
-                             updated_at, hold_expires_at, confirmed_at)
+                             updated_at, hold_expires_at, confirmed_at, attendee_names)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, at, at, at + make_interval(secs => $10),
-                CASE WHEN $4 = 'confirmed'::order_status THEN at END
+                CASE WHEN $4 = 'confirmed'::order_status THEN at END, $11
          FROM (SELECT clock_timestamp() AS at) decided",
         id,
         event.id,
@@ -218,6 +251,7 @@ async fn reserve(
         total,
         discount.as_ref().map(|d| d.id),
         hold.as_secs_f64(),
+        order.attendees.as_deref(),
     )
     .execute(&mut *tx)
     .await?;
@@ -240,7 +274,7 @@ async fn reserve(
     .await?;
     let pending = if status == OrderStatus::Confirmed {
         ticketing::record(tx, id, Movement::Sell).await?;
-        issue_tickets(tx, id, order.attendees.as_deref()).await?
+        ticketing::issue_tickets(tx, id).await?
     } else {
         ticketing::record(tx, id, Movement::Hold).await?;
         Vec::new()
@@ -306,64 +340,4 @@ fn sold_out(name: &str, left: i32) -> String {
         1 => format!("only 1 {name} ticket remains"),
         n => format!("only {n} {name} tickets remain"),
     }
-}
-
-/// Issues a confirmed order's tickets (one per unit of each line, named after
-/// `attendees` in line order, else after the buyer) and queues the buyer's
-/// notification. The payments step calls this when it confirms a paid order, after
-/// `shared::ticketing::record(.., Movement::Confirm)`, under the event's lock.
-pub async fn issue_tickets(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-    attendees: Option<&[String]>,
-) -> ApiResult<Vec<Pending>> {
-    let order = sqlx::query!(
-        r#"SELECT o.event_id, o.buyer_id, e.title, u.name AS "buyer_name?"
-           FROM orders o JOIN events e ON e.id = o.event_id
-           LEFT JOIN users u ON u.id = o.buyer_id
-           WHERE o.id = $1"#,
-        order_id,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let units = sqlx::query_scalar!(
-        r#"SELECT l.ticket_type_id AS "id!"
-           FROM order_lines l, generate_series(1, l.quantity)
-           WHERE l.order_id = $1 ORDER BY l.position"#,
-        order_id,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let fallback = order.buyer_name.unwrap_or_else(|| "Guest".to_owned());
-    let names: Vec<String> = (0..units.len())
-        .map(|i| {
-            attendees
-                .and_then(|a| a.get(i))
-                .cloned()
-                .unwrap_or_else(|| fallback.clone())
-        })
-        .collect();
-    let ids: Vec<Uuid> = units.iter().map(|_| Uuid::now_v7()).collect();
-    let codes: Vec<String> = units
-        .iter()
-        .map(|_| TicketCode::generate().as_str().to_owned())
-        .collect();
-    sqlx::query!(
-        "INSERT INTO tickets (id, order_id, event_id, ticket_type_id, attendee_name, code)
-         SELECT i, $1, $2, t, n, c
-         FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[]) AS u (i, t, n, c)",
-        order_id,
-        order.event_id,
-        &ids,
-        &units,
-        &names,
-        &codes,
-    )
-    .execute(&mut *tx)
-    .await?;
-    let Some(buyer) = order.buyer_id else {
-        return Ok(Vec::new());
-    };
-    let message = NotificationMessage::order_confirmed(UserId(buyer), &order.title, units.len());
-    Ok(vec![outbox::enqueue(tx, &message).await?])
 }

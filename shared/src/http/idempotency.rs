@@ -72,6 +72,27 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// The answer stored for a key: what a replay returns.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The first answer's status.
+    pub status: StatusCode,
+    /// The first answer's JSON body.
+    pub body: serde_json::Value,
+}
+
+impl Stored {
+    /// The stored answer, marked `Idempotent-Replayed: true`.
+    pub fn into_response(self) -> Response {
+        let mut response = (self.status, super::Json(self.body)).into_response();
+        response.headers_mut().insert(
+            IDEMPOTENT_REPLAYED.clone(),
+            HeaderValue::from_static("true"),
+        );
+        response
+    }
+}
+
 /// One keyed request of one user, for one operation.
 pub struct Keyed<'a> {
     user_id: Uuid,
@@ -102,6 +123,12 @@ impl<'a> Keyed<'a> {
     /// `Ok(Some(answer))` to replay, 409 while another request with the key runs, 422
     /// when the key was used for another request.
     pub async fn claim(&self, tx: &mut PgConnection) -> Result<Option<Response>, ApiError> {
+        Ok(self.claim_stored(tx).await?.map(Stored::into_response))
+    }
+
+    /// [`Keyed::claim`], with the stored answer as data rather than a response (for an
+    /// operation whose replay shows the resource's current state).
+    pub async fn claim_stored(&self, tx: &mut PgConnection) -> Result<Option<Stored>, ApiError> {
         let locked = sqlx::query_scalar!(
             r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#,
             self.lock_id()
@@ -135,12 +162,10 @@ impl<'a> Keyed<'a> {
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
             .unwrap_or(StatusCode::OK);
-        let mut response = (status, super::Json(stored.response)).into_response();
-        response.headers_mut().insert(
-            IDEMPOTENT_REPLAYED.clone(),
-            HeaderValue::from_static("true"),
-        );
-        Ok(Some(response))
+        Ok(Some(Stored {
+            status,
+            body: stored.response,
+        }))
     }
 
     /// Stores the answer to replay, in the transaction that did the work.

@@ -23,6 +23,8 @@ pub enum NotificationKind {
     EventCancelled,
     /// An event the user holds tickets for changed its time or venue.
     EventChanged,
+    /// Money was refunded to the user.
+    PaymentRefunded,
 }
 
 impl NotificationKind {
@@ -34,6 +36,7 @@ impl NotificationKind {
             Self::OrderConfirmed => "order_confirmed",
             Self::EventCancelled => "event_cancelled",
             Self::EventChanged => "event_changed",
+            Self::PaymentRefunded => "payment_refunded",
         }
     }
 
@@ -41,7 +44,10 @@ impl NotificationKind {
     pub fn emailed(self) -> bool {
         matches!(
             self,
-            Self::OrderConfirmed | Self::EventCancelled | Self::EventChanged
+            Self::OrderConfirmed
+                | Self::EventCancelled
+                | Self::EventChanged
+                | Self::PaymentRefunded
         )
     }
 }
@@ -127,6 +133,19 @@ impl NotificationMessage {
             kind: NotificationKind::EventChanged,
             title: format!("Changed: {event_title}"),
             body: change.to_owned(),
+        }
+    }
+}
+
+impl NotificationMessage {
+    /// "Refunded": money for an order went back to the buyer, with why.
+    pub fn payment_refunded(user_id: UserId, event_title: &str, amount: &str, why: &str) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: NotificationKind::PaymentRefunded,
+            title: format!("Refunded: {event_title}"),
+            body: format!("{amount} has been refunded to your card: {why}"),
         }
     }
 }
