@@ -24,8 +24,9 @@
 //! - [`ticketing`]: order and ticket statuses, what is sold and held of each ticket type
 //!   (counted from the orders, under the event's lock), ticket codes (generated with
 //!   feature `ticketing`);
-//! - `payments` (feature `payments`): Stripe PaymentIntents and refunds through our own
-//!   small client, webhook signatures, settling a payment into an order and the ledger;
+//! - [`payments`]: refund requests (always); with feature `payments` Stripe
+//!   PaymentIntents and refunds through our own small client, webhook signatures,
+//!   settling a payment into an order and the ledger, the reconciliation run;
 //! - [`uploads`]: purposes, statuses, keys, file-type sniffing, the bucket's settings;
 //!   with `presign` S3 requests signed with SigV4 alone.
 //!
@@ -43,7 +44,6 @@ pub mod aws;
 pub mod http;
 #[cfg(feature = "outbound")]
 pub mod outbound;
-#[cfg(feature = "payments")]
 pub mod payments;
 #[cfg(feature = "sigv4")]
 pub mod sigv4;

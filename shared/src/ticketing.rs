@@ -31,6 +31,8 @@ pub enum OrderStatus {
     Cancelled,
     /// Its hold ran out before payment.
     Expired,
+    /// Paid, then refunded in full: its tickets are void.
+    Refunded,
 }
 
 impl OrderStatus {
@@ -140,6 +142,8 @@ pub enum Movement {
     Confirm,
     /// A free order is confirmed as it is placed: sold, never held.
     Sell,
+    /// A confirmed order is refunded in full: its tickets go back on sale.
+    Unsell,
 }
 
 /// Moves the counters of an order's ticket types, in the transaction that changes the
@@ -154,6 +158,7 @@ pub async fn record(
         Movement::Release => (-1, 0),
         Movement::Confirm => (-1, 1),
         Movement::Sell => (0, 1),
+        Movement::Unsell => (0, -1),
     };
     sqlx::query!(
         "UPDATE ticket_types t

@@ -42,26 +42,32 @@ async fn invariants_hold(db: &PgPool) {
     let wrong = count(
         db,
         "SELECT count(*) FROM orders o
-         WHERE (o.status = 'confirmed') <>
-               ((SELECT count(*) FROM tickets t WHERE t.order_id = o.id) =
-                (SELECT coalesce(sum(quantity), 0) FROM order_lines l WHERE l.order_id = o.id)
-                AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id))
-            OR (o.status <> 'confirmed' AND EXISTS (SELECT 1 FROM tickets t WHERE t.order_id = o.id))",
+         WHERE (o.status = 'confirmed'
+                AND (SELECT count(*) FROM tickets t WHERE t.order_id = o.id)
+                    <> (SELECT sum(quantity) FROM order_lines l WHERE l.order_id = o.id))
+            OR (o.status IN ('pending', 'expired', 'cancelled')
+                AND EXISTS (SELECT 1 FROM tickets t WHERE t.order_id = o.id))
+            OR (o.status <> 'confirmed'
+                AND EXISTS (SELECT 1 FROM tickets t WHERE t.order_id = o.id AND t.status = 'valid'))",
     )
     .await;
     assert_eq!(wrong, 0, "an order's tickets disagree with its status");
     let unpaid = count(
         db,
-        "SELECT count(*) FROM orders o WHERE o.status = 'confirmed' AND o.total_minor > 0
-           AND (SELECT coalesce(sum(amount_minor), 0) FROM ledger_entries
-                WHERE order_id = o.id AND kind = 'charge')
-             - (SELECT coalesce(sum(amount_minor), 0) FROM ledger_entries
-                WHERE order_id = o.id AND kind = 'refund') <> o.total_minor",
+        "WITH money AS (
+             SELECT o.id, o.status, o.total_minor,
+                    coalesce(sum(m.amount_minor) FILTER (WHERE m.kind = 'charge'), 0) AS charged,
+                    coalesce(sum(m.amount_minor) FILTER (WHERE m.kind = 'refund'), 0) AS refunded
+             FROM orders o LEFT JOIN ledger_entries m ON m.order_id = o.id GROUP BY o.id)
+         SELECT count(*) FROM money
+         WHERE (status = 'confirmed' AND charged < total_minor)
+            OR (status = 'confirmed' AND charged - refunded > total_minor)
+            OR (status <> 'confirmed' AND charged - refunded <> 0)",
     )
     .await;
     assert_eq!(
         unpaid, 0,
-        "a confirmed order was not paid exactly its total"
+        "money kept disagrees with an order: a confirmed order keeps at most its total, others nothing"
     );
     let over_refunded = count(
         db,
@@ -346,4 +352,414 @@ async fn a_payment_after_the_hold_takes_what_is_left_or_is_refunded(db: PgPool) 
             .any(|m| m.to == "late@example.com" && m.subject.starts_with("Refunded")),
         "the late buyer is told of the refund"
     );
+}
+
+/// A paid, confirmed order of `buyer` for `quantity` passes of `ticket_type`, its
+/// payment settled through the webhook; returns the order's id and intent.
+async fn paid_order(
+    app: &TestApp,
+    webhooks: &Webhooks,
+    buyer: &Tokens,
+    key: &str,
+    event: &str,
+    ticket_type: &str,
+    quantity: i64,
+) -> (String, String) {
+    let order: Value = app
+        .order(buyer, key, &one_line(event, ticket_type, quantity))
+        .await
+        .json();
+    let intent = order["payment"]["intent_id"].as_str().unwrap().to_owned();
+    stripe::pay(&intent, "pm_card_visa").await;
+    let delivery = webhooks.wait_for("payment_intent.succeeded", &intent).await;
+    assert_eq!(
+        delivery.answer["outcome"], "confirmed",
+        "{}",
+        delivery.answer
+    );
+    (order["id"].as_str().unwrap().to_owned(), intent)
+}
+
+async fn refund(
+    app: &TestApp,
+    who: &Tokens,
+    order: &str,
+    key: &str,
+    body: &Value,
+) -> api_tests::Response {
+    app.call(Method::POST, &format!("/api/v1/orders/{order}/refunds"))
+        .bearer(&who.access_token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn organizers_refund_in_part_or_in_full_and_a_full_refund_voids_the_tickets(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    let webhooks = Webhooks::start(&db, app.router(Function::Payments)).await;
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, None, &[paid("Pass", 3000, 4)])
+        .await;
+    let buyer = app.user("bo@example.com").await;
+    let (order, intent) = paid_order(&app, &webhooks, &buyer, "o1", &event, &types[0], 2).await;
+
+    // Nobody but the event's organizer (or an admin) may; the buyer and another
+    // organizer see no such order.
+    let other = app.organizer("olga@example.com").await;
+    for who in [&buyer, &other] {
+        let refused = refund(&app, who, &order, "r0", &json!({"reason": "mine"})).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.text());
+    }
+    for (i, (body, status)) in [
+        (
+            json!({"amount_minor": 0, "reason": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"amount_minor": 6001, "reason": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"amount_minor": 100, "reason": "  "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"amount_minor": "lots", "reason": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let refused = refund(&app, &ana, &order, &format!("bad-{i}"), &body).await;
+        assert_eq!(refused.status, status, "{body}: {}", refused.text());
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM refunds").await, 0);
+
+    // A partial refund: money back, the order and its tickets stay.
+    let partial = refund(
+        &app,
+        &ana,
+        &order,
+        "r1",
+        &json!({"amount_minor": 1000, "reason": "Late start"}),
+    )
+    .await;
+    assert_eq!(partial.status, StatusCode::CREATED, "{}", partial.text());
+    let partial: Value = partial.json();
+    assert_eq!(partial["status"], "succeeded");
+    assert_eq!(partial["full"], false);
+    // The same click again is the same refund.
+    let again = refund(
+        &app,
+        &ana,
+        &order,
+        "r1",
+        &json!({"amount_minor": 1000, "reason": "Late start"}),
+    )
+    .await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json::<Value>()["id"], partial["id"]);
+    let now = get_order(&app, &buyer, &order).await;
+    assert_eq!(now["status"], "confirmed");
+    assert_eq!(now["refunded_minor"], 1000);
+
+    // The rest: the tickets are void and back on sale.
+    let full = refund(
+        &app,
+        &ana,
+        &order,
+        "r2",
+        &json!({"reason": "Cancelled by the buyer"}),
+    )
+    .await;
+    assert_eq!(full.status, StatusCode::CREATED, "{}", full.text());
+    let full: Value = full.json();
+    assert_eq!(full["amount_minor"], 5000);
+    assert_eq!(full["full"], true);
+    let now = get_order(&app, &buyer, &order).await;
+    assert_eq!(now["status"], "refunded");
+    assert_eq!(now["refunded_minor"], 6000);
+    assert!(
+        now["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "void"),
+        "{now}"
+    );
+    assert_eq!(count(&db, "SELECT sold::bigint FROM ticket_types").await, 0);
+    let nothing = refund(&app, &ana, &order, "r3", &json!({"reason": "again"})).await;
+    assert_eq!(nothing.status, StatusCode::CONFLICT);
+
+    // Stripe holds both refunds, once each; the books agree.
+    let (_, at_stripe) = stripe::api(
+        Method::GET,
+        &format!("/v1/refunds?payment_intent={intent}"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        at_stripe["data"].as_array().unwrap().len(),
+        2,
+        "{at_stripe}"
+    );
+    let sales: Value = app
+        .get(
+            &format!("/api/v1/events/{event}/sales"),
+            Some(&ana.access_token),
+        )
+        .await
+        .json();
+    assert_eq!(sales["gross_minor"], 6000);
+    assert_eq!(sales["refunded_minor"], 6000);
+    assert_eq!(sales["net_minor"], 0);
+    invariants_hold(&db).await;
+    app.run_worker().await;
+    let told = app
+        .mailbox()
+        .iter()
+        .filter(|m| m.to == "bo@example.com" && m.subject.starts_with("Refunded"))
+        .count();
+    assert_eq!(told, 2, "the buyer is told of each refund");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cancelling_an_event_refunds_every_paid_order_once(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    let webhooks = Webhooks::start(&db, app.router(Function::Payments)).await;
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, None, &[paid("Pass", 2000, 10)])
+        .await;
+    let mut intents = Vec::new();
+    for i in 0..3 {
+        let buyer = app.user(&format!("b{i}@example.com")).await;
+        let (_, intent) = paid_order(&app, &webhooks, &buyer, "o", &event, &types[0], 1).await;
+        intents.push(intent);
+    }
+    // One was already refunded in part: only the rest goes back.
+    let first_order: String =
+        sqlx::query_scalar("SELECT order_id::text FROM payments WHERE intent_id = $1")
+            .bind(&intents[0])
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let partial = refund(
+        &app,
+        &ana,
+        &first_order,
+        "p",
+        &json!({"amount_minor": 500, "reason": "x"}),
+    )
+    .await;
+    assert_eq!(partial.status, StatusCode::CREATED);
+
+    let cancelled = app
+        .post(
+            &format!("/api/v1/events/{event}/cancel"),
+            &json!({}),
+            Some(&ana.access_token),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text());
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM orders WHERE status = 'refunded'").await,
+        3
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM refunds WHERE status = 'requested'"
+        )
+        .await,
+        3
+    );
+
+    // The reconciliation run sends them; a second run (or one after a crash) sends none
+    // again.
+    let report = app.reconcile(Duration::from_secs(300)).await;
+    assert_eq!(report["refunds"], 3, "{report}");
+    let report = app.reconcile(Duration::from_secs(300)).await;
+    assert_eq!(report["refunds"], 0, "{report}");
+    for (i, intent) in intents.iter().enumerate() {
+        let (_, at_stripe) = stripe::api(
+            Method::GET,
+            &format!("/v1/refunds?payment_intent={intent}"),
+            &[],
+        )
+        .await;
+        let amounts: Vec<i64> = at_stripe["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["amount"].as_i64().unwrap())
+            .collect();
+        // The first: 500 by hand, then the 1500 left.
+        let expected = if i == 0 { vec![500, 1500] } else { vec![2000] };
+        let mut amounts = amounts;
+        amounts.sort_unstable();
+        assert_eq!(amounts, expected, "{intent}");
+    }
+    assert_eq!(
+        count(&db, "SELECT coalesce(sum(amount_minor), 0)::bigint FROM ledger_entries WHERE kind = 'refund'").await,
+        6000
+    );
+    invariants_hold(&db).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_reconciliation_run_applies_a_payment_whose_webhook_was_lost(db: PgPool) {
+    // No webhook endpoint: every delivery is lost.
+    let app = TestApp::new(db.clone())
+        .await
+        .with_order_hold(Duration::from_secs(2));
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, None, &[paid("Pass", 2000, 10)])
+        .await;
+    let buyer = app.user("bo@example.com").await;
+    let paid_order: Value = app
+        .order(&buyer, "paid", &one_line(&event, &types[0], 1))
+        .await
+        .json();
+    let abandoned: Value = app
+        .order(&buyer, "gone", &one_line(&event, &types[0], 1))
+        .await
+        .json();
+    let intent = paid_order["payment"]["intent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stripe::pay(&intent, "pm_card_visa").await;
+
+    // Too recent to chase yet: nothing happens.
+    let report = app.reconcile(Duration::from_secs(300)).await;
+    assert_eq!(report["settled"], 0, "{report}");
+    let report = app.reconcile(Duration::ZERO).await;
+    assert!(report["settled"].as_u64().unwrap() >= 1, "{report}");
+    let now = get_order(&app, &buyer, paid_order["id"].as_str().unwrap()).await;
+    assert_eq!(now["status"], "confirmed");
+    assert_eq!(now["tickets"].as_array().unwrap().len(), 1);
+
+    // The abandoned order's hold runs out: its payment is cancelled at Stripe, so it
+    // can no longer be paid.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let report = app.reconcile(Duration::from_secs(300)).await;
+    assert_eq!(report["cancelled"], 1, "{report}");
+    let gone = abandoned["payment"]["intent_id"].as_str().unwrap();
+    let (_, at_stripe) =
+        stripe::api(Method::GET, &format!("/v1/payment_intents/{gone}"), &[]).await;
+    assert_eq!(at_stripe["status"], "canceled");
+    invariants_hold(&db).await;
+}
+
+/// Buyers order and pay at once, some late (after their hold ran out), some with a
+/// declined card, some never: nothing is oversold, every paid order has its tickets,
+/// and every payment that bought nothing is refunded in full.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_storm_of_paying_buyers_never_oversells_nor_keeps_money_for_nothing(db: PgPool) {
+    const ATTEMPTS: usize = 60;
+    let app = TestApp::new(db.clone())
+        .await
+        .with_order_hold(Duration::from_millis(1500));
+    let webhooks = Webhooks::start(&db, app.router(Function::Payments)).await;
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, None, &[paid("Pass", 1500, 20)])
+        .await;
+    let mut buyers = Vec::new();
+    for i in 0..10 {
+        buyers.push(app.user(&format!("storm{i}@example.com")).await);
+    }
+    let attempt = |i: usize| {
+        let (app, event, ticket_type, buyer) = (&app, &event, &types[0], &buyers[i % 10]);
+        async move {
+            let placed = app
+                .order(
+                    buyer,
+                    &format!("s{i}"),
+                    &one_line(event, ticket_type, (i % 2 + 1) as i64),
+                )
+                .await;
+            assert!(
+                placed.status == StatusCode::CREATED || placed.status == StatusCode::CONFLICT,
+                "{}: {}",
+                placed.status,
+                placed.text()
+            );
+            if placed.status != StatusCode::CREATED {
+                return None;
+            }
+            let order: Value = placed.json();
+            let intent = order["payment"]["intent_id"].as_str().unwrap().to_owned();
+            if i.is_multiple_of(7) {
+                return None; // abandoned
+            }
+            // Some pay at once, some after their hold ran out.
+            tokio::time::sleep(Duration::from_millis((i % 4) as u64 * 700)).await;
+            let card = if i.is_multiple_of(5) {
+                "pm_card_chargeCustomerFail"
+            } else {
+                "pm_card_visa"
+            };
+            stripe::pay(&intent, card).await;
+            Some((intent, card == "pm_card_visa"))
+        }
+    };
+    let paid_intents: Vec<(String, bool)> = futures::future::join_all((0..ATTEMPTS).map(attempt))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    for (intent, succeeded) in &paid_intents {
+        let kind = if *succeeded {
+            "payment_intent.succeeded"
+        } else {
+            "payment_intent.payment_failed"
+        };
+        let delivery = webhooks.wait_for(kind, intent).await;
+        assert_eq!(delivery.status, StatusCode::OK, "{}", delivery.answer);
+    }
+    // Whatever the webhooks left (the dead holds' payments) the reconciliation finishes.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    app.reconcile(Duration::ZERO).await;
+
+    let sold = count(&db, "SELECT sold::bigint FROM ticket_types").await;
+    assert!(sold <= 20, "{sold} sold of 20");
+    assert!(sold > 0);
+    let tickets = count(&db, "SELECT count(*) FROM tickets WHERE status = 'valid'").await;
+    assert_eq!(tickets, sold);
+    // Every successful payment either bought its order or came back in full.
+    for (intent, succeeded) in paid_intents.iter().filter(|(_, s)| *s) {
+        let outcome: (String, i64, i64) = sqlx::query_as(
+            "SELECT o.status::text,
+                    coalesce((SELECT sum(amount_minor) FROM ledger_entries WHERE order_id = o.id AND kind = 'charge'), 0)::bigint,
+                    coalesce((SELECT sum(amount_minor) FROM ledger_entries WHERE order_id = o.id AND kind = 'refund'), 0)::bigint
+             FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.intent_id = $1",
+        )
+        .bind(intent)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        let (status, charged, refunded) = outcome;
+        assert!(*succeeded && charged > 0, "{intent}: charged {charged}");
+        match status.as_str() {
+            "confirmed" => assert_eq!(refunded, 0, "{intent}"),
+            _ => assert_eq!(
+                refunded, charged,
+                "{intent} ({status}) kept money for nothing"
+            ),
+        }
+    }
+    assert!(
+        count(&db, "SELECT count(*) FROM refunds WHERE reason = 'paid_after_hold'").await
+            + count(&db, "SELECT count(*) FROM orders WHERE status = 'confirmed' AND confirmed_at > hold_expires_at").await
+            > 0,
+        "some paid after their hold ran out"
+    );
+    invariants_hold(&db).await;
 }

@@ -193,6 +193,16 @@ pub async fn invoke_relay(db: &PgPool, publisher: &Publisher, event: Value) -> V
     serde_json::to_value(report).expect("report serialises")
 }
 
+/// Runs a scheduled EventBridge event (JSON) through the payments reconciliation's
+/// handler and returns its report.
+pub async fn invoke_reconcile(state: &payments_reconcile::State, event: Value) -> Value {
+    let event: EventBridgeEvent = serde_json::from_value(event).expect("a valid EventBridge event");
+    let report = payments_reconcile::handle(state, LambdaEvent::new(event, context()))
+        .await
+        .expect("the reconciliation succeeds");
+    serde_json::to_value(report).expect("report serialises")
+}
+
 /// A scheduled event like the one EventBridge sends every minute.
 pub fn schedule_event() -> Value {
     json!({

@@ -187,6 +187,9 @@ pub const START_UPS: &[(&str, StartUp)] = &[
         notify_worker::State::from_env().map(drop)
     }),
     ("outbox-relay", || outbox_relay::State::from_env().map(drop)),
+    ("payments-reconcile", || {
+        payments_reconcile::State::from_env().map(drop)
+    }),
     ("migrate", || migrate::State::from_env().map(drop)),
 ];
 
@@ -326,6 +329,18 @@ impl TestApp {
     ) -> Self {
         self.uploads = uploads_router(&self.db, &s3, storage);
         self
+    }
+
+    /// Runs the payments reconciliation once (as its schedule does), reading from Stripe
+    /// every payment not final for `settle_after`; returns its report.
+    pub async fn reconcile(&self, settle_after: Duration) -> Value {
+        let state = payments_reconcile::State {
+            db: self.db.clone(),
+            publisher: self.queue.publisher(),
+            stripe: std::sync::Arc::new(stripe::config().client()),
+            settle_after,
+        };
+        lambda::invoke_reconcile(&state, lambda::schedule_event()).await
     }
 
     /// The upload processor's state for `bucket` on `s3`, publishing to this app's queue.

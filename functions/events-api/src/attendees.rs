@@ -204,7 +204,7 @@ pub struct TypeSales {
     pub held: i64,
     /// Still for sale (after the event's capacity too).
     pub remaining: i32,
-    /// Confirmed orders' amounts after discounts, minor units.
+    /// What its tickets in confirmed orders sold for, after discounts, minor units.
     pub gross_minor: i64,
     /// Admitted at the door.
     pub checked_in: i64,
@@ -219,8 +219,12 @@ pub struct SalesSummary {
     pub ticket_types: Vec<TypeSales>,
     /// Sold across types.
     pub sold: i64,
-    /// Gross across types, minor units.
+    /// Money taken: every charge in the ledger, minor units (refunded ones included).
     pub gross_minor: i64,
+    /// Money given back: every refund in the ledger, minor units.
+    pub refunded_minor: i64,
+    /// Gross less refunded.
+    pub net_minor: i64,
     /// Admitted across types.
     pub checked_in: i64,
 }
@@ -234,7 +238,7 @@ pub struct SalesSummary {
     params(("event" = String, Path, description = "The event's id or slug")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Sold, held, remaining, gross and checked in, per ticket type", body = SalesSummary),
+        (status = 200, description = "Sold, held, remaining, gross and checked in, per ticket type; money taken, refunded and net for the event", body = SalesSummary),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an organizer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event of the caller's", body = Problem, content_type = "application/problem+json"),
@@ -261,6 +265,14 @@ pub async fn sales(
     )
     .fetch_all(&mut *conn)
     .await?;
+    let money = sqlx::query!(
+        r#"SELECT coalesce(sum(m.amount_minor) FILTER (WHERE m.kind = 'charge'), 0)::bigint AS "gross!",
+                  coalesce(sum(m.amount_minor) FILTER (WHERE m.kind = 'refund'), 0)::bigint AS "refunded!"
+           FROM ledger_entries m JOIN orders o ON o.id = m.order_id WHERE o.event_id = $1"#,
+        event.id,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let taken = ticketing::taken(&mut conn, event.id).await?;
     let event_taken = taken.values().map(|t| t.total()).sum();
     let ticket_types: Vec<TypeSales> = rows
@@ -282,7 +294,9 @@ pub async fn sales(
     Ok(Json(SalesSummary {
         currency: rows.first().map(|r| r.currency.clone()),
         sold: ticket_types.iter().map(|t| t.sold).sum(),
-        gross_minor: ticket_types.iter().map(|t| t.gross_minor).sum(),
+        gross_minor: money.gross,
+        refunded_minor: money.refunded,
+        net_minor: money.gross - money.refunded,
         checked_in: ticket_types.iter().map(|t| t.checked_in).sum(),
         ticket_types,
     }))

@@ -4,8 +4,10 @@
 //! Cancelling is one transaction under the event's lock (so no order slips in): the
 //! event becomes `cancelled`, every ticket void, every pending order cancelled, and each
 //! buyer with tickets gets a notification through the outbox (inbox and email, sent by
-//! the notifications worker). Confirmed orders stay confirmed: giving the money back is
-//! the payments step's. Cancelling again changes nothing.
+//! the notifications worker). Each paid order gets a refund of what is left of its
+//! charge, requested in the same transaction (the order becomes `refunded`) and sent to
+//! Stripe by the `payments-reconcile` run, so a crash halfway refunds each order once.
+//! Cancelling again changes nothing.
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use shared::{
@@ -15,6 +17,7 @@ use shared::{
     },
     identity::{UserId, guard::Organizer},
     messaging::{messages::NotificationMessage, outbox},
+    payments::refunds,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -34,7 +37,7 @@ use crate::{
     params(("event" = String, Path, description = "The event's id or slug")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The cancelled event: its tickets are void, its pending orders cancelled, its ticket holders told", body = Event),
+        (status = 200, description = "The cancelled event: its tickets are void, its pending orders cancelled, its paid orders refunded, its ticket holders told", body = Event),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an organizer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event of the caller's", body = Problem, content_type = "application/problem+json"),
@@ -53,6 +56,9 @@ pub async fn cancel(
     }
     let cancelled = set_status(&mut tx, event.id, EventStatus::Cancelled).await?;
     let holders = ticket_holders(&mut tx, event.id).await?;
+    // Every paid order gets its money back: decided here, sent by the reconciliation run
+    // (each request once, whenever this transaction committed).
+    let refunding = refunds::refund_event(&mut tx, event.id).await?;
     let voided = sqlx::query!(
         "UPDATE tickets SET status = 'void', voided_at = now()
          WHERE event_id = $1 AND status = 'valid'",
@@ -82,7 +88,7 @@ pub async fn cancel(
         pending.push(outbox::enqueue(&mut tx, &message).await?);
     }
     tx.commit().await?;
-    tracing::info!(event_id = %event.id, voided, released, told = holders.len(), "event cancelled");
+    tracing::info!(event_id = %event.id, voided, released, refunding, told = holders.len(), "event cancelled");
     outbox::relay(&state.db, &state.publisher, pending).await;
     Ok(event_response(StatusCode::OK, cancelled, false))
 }

@@ -17,6 +17,7 @@ pub mod discount;
 pub mod mine;
 pub mod order;
 pub mod place;
+pub mod refund;
 pub mod tickets;
 
 use std::{sync::Arc, time::Duration};
@@ -87,6 +88,7 @@ shared::api_routes!(AppState, ApiDoc;
     [mine::list, place::create],
     [mine::fetch],
     [mine::cancel],
+    [refund::create],
     [tickets::list],
     [tickets::fetch],
     [tickets::qr],

@@ -156,6 +156,9 @@ pub async fn cancel(
                 "this order's hold has expired; it holds nothing to release".into(),
             ));
         }
+        OrderStatus::Refunded => {
+            return Err(ApiError::Conflict("this order has been refunded".into()));
+        }
     }
     let order = order::load(&mut tx, id, Some(user.id.0), &state.publishable_key)
         .await?

@@ -7,7 +7,11 @@
 //!   payment confirms the order and issues its tickets exactly once (or, paid after its
 //!   hold ran out with nothing left to sell, is refunded), and every charge and refund
 //!   lands in the append-only `ledger_entries` in minor units;
-//! - [`StripeConfig`]: the keys and where the API is, read once per cold start.
+//! - [`refunds`] (always built): refund requests, decided in a transaction and sent after
+//!   it, so an event's cancellation can decide them without linking the Stripe client;
+//! - `StripeConfig`: the keys and where the API is, read once per cold start.
+//!
+//! All but [`refunds`] need feature `payments`.
 //!
 //! The flow: `POST /api/v1/orders` commits a pending order, then opens its PaymentIntent
 //! ([`settle::open_intent`], keyed by the order and attempt so a retry never opens a
@@ -17,108 +21,18 @@
 //! the row's id as Stripe's idempotency key ([`settle::execute_refund`]), so a crash
 //! between the two is finished by the next attempt, never doubled.
 
+#[cfg(feature = "payments")]
+pub mod reconcile;
+pub mod refunds;
+#[cfg(feature = "payments")]
 pub mod settle;
+#[cfg(feature = "payments")]
 pub mod signature;
+#[cfg(feature = "payments")]
 pub mod stripe;
 
-use secrecy::SecretString;
+#[cfg(feature = "payments")]
+mod settings;
 
-use crate::config::{self, ConfigError};
-
-/// Stripe's settings.
-#[derive(Clone)]
-pub struct StripeConfig {
-    /// `STRIPE_API_BASE`: `https://api.stripe.com` unless a fake on loopback.
-    pub api_base: String,
-    /// `STRIPE_SECRET_KEY`.
-    pub secret_key: SecretString,
-    /// `STRIPE_PUBLISHABLE_KEY`: given to browsers with each intent's client secret.
-    pub publishable_key: String,
-}
-
-impl std::fmt::Debug for StripeConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StripeConfig")
-            .field("api_base", &self.api_base)
-            .field("publishable_key", &self.publishable_key)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Stripe's API.
-pub const STRIPE_API: &str = "https://api.stripe.com";
-
-impl StripeConfig {
-    /// Reads the settings; the API base must be `https` except on loopback.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let api_base = config::optional("STRIPE_API_BASE").unwrap_or_else(|| STRIPE_API.to_owned());
-        check_api_base(&api_base)?;
-        Ok(Self {
-            api_base,
-            secret_key: SecretString::from(config::required("STRIPE_SECRET_KEY")?),
-            publishable_key: config::required("STRIPE_PUBLISHABLE_KEY")?,
-        })
-    }
-
-    /// The client these settings describe.
-    pub fn client(&self) -> stripe::StripeClient {
-        stripe::StripeClient::new(&self.api_base, self.secret_key.clone())
-    }
-}
-
-/// `STRIPE_WEBHOOK_SECRETS`: the webhook signing secrets, comma-separated (the current
-/// one and, while rotating, the previous).
-pub fn webhook_secrets_from_env() -> Result<Vec<SecretString>, ConfigError> {
-    let secrets: Vec<SecretString> = config::required("STRIPE_WEBHOOK_SECRETS")?
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| SecretString::from(s.to_owned()))
-        .collect();
-    if secrets.is_empty() {
-        return Err(ConfigError::Missing("STRIPE_WEBHOOK_SECRETS"));
-    }
-    Ok(secrets)
-}
-
-fn check_api_base(base: &str) -> Result<(), ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        name: "STRIPE_API_BASE",
-        reason: reason.to_owned(),
-    };
-    let uri: http::Uri = base.parse().map_err(|_| invalid("not a URL"))?;
-    let loopback = matches!(
-        uri.host(),
-        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-    );
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if loopback => Ok(()),
-        Some("http") => Err(invalid("must be https except on loopback")),
-        _ => Err(invalid("must be an http(s) URL")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_base_is_https_except_on_loopback() {
-        for ok in [
-            "https://api.stripe.com",
-            "http://127.0.0.1:8420",
-            "http://localhost:8420/",
-        ] {
-            assert!(check_api_base(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://api.stripe.com",
-            "ftp://127.0.0.1",
-            "api.stripe.com",
-            "",
-        ] {
-            assert!(check_api_base(bad).is_err(), "{bad}");
-        }
-    }
-}
+#[cfg(feature = "payments")]
+pub use settings::{STRIPE_API, StripeConfig, webhook_secrets_from_env};

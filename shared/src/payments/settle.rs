@@ -218,7 +218,7 @@ pub async fn apply_intent(
             ticketing::record(tx, order_id, Movement::Confirm).await?;
             None
         }
-        ("confirmed", _) => Some("duplicate_payment"),
+        ("confirmed" | "refunded", _) => Some("duplicate_payment"),
         ("cancelled", _) => Some("order_cancelled"),
         // Paid after the hold ran out: the tickets again if they are still there.
         _ => {
@@ -232,7 +232,8 @@ pub async fn apply_intent(
         }
     };
     if let Some(reason) = refund_reason {
-        let refund = request_refund(tx, order_id, &intent.id, intent.amount, reason, None).await?;
+        let refund =
+            super::refunds::request(tx, order_id, &intent.id, intent.amount, reason, None).await?;
         tracing::warn!(%order_id, intent_id = %intent.id, reason, "payment refunded: it bought no tickets");
         return Ok(Applied {
             outbox: Vec::new(),
@@ -257,31 +258,6 @@ pub async fn apply_intent(
     })
 }
 
-/// Writes a refund request (executed after commit by [`execute_refund`]).
-pub async fn request_refund(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-    intent_id: &str,
-    amount: i64,
-    reason: &str,
-    requested_by: Option<UserId>,
-) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
-    sqlx::query!(
-        "INSERT INTO refunds (id, order_id, intent_id, amount_minor, reason, requested_by)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        id,
-        order_id,
-        intent_id,
-        amount,
-        reason,
-        requested_by.map(|u| u.0),
-    )
-    .execute(tx)
-    .await?;
-    Ok(id)
-}
-
 /// Sends a requested refund to Stripe (keyed by its id: a retry returns the same
 /// refund) and records what Stripe says; a succeeded refund enters the ledger once and
 /// the buyer is told. Returns the messages to relay.
@@ -302,9 +278,27 @@ pub async fn execute_refund(
     if refund.status == "succeeded" || refund.status == "failed" {
         return Ok(Vec::new());
     }
-    let stripe_refund = gateway
+    let stripe_refund = match gateway
         .create_refund(&refund.intent_id, Some(refund.amount_minor), refund_id)
-        .await?;
+        .await
+    {
+        Ok(stripe_refund) => stripe_refund,
+        // Refused for good (e.g. more than the charge): retrying will not help; the
+        // error log is what someone acts on.
+        Err(StripeError::Rejected {
+            status, message, ..
+        }) => {
+            tracing::error!(%refund_id, status, %message, "Stripe refused a refund; marked failed");
+            sqlx::query!(
+                "UPDATE refunds SET status = 'failed', updated_at = now() WHERE id = $1",
+                refund_id
+            )
+            .execute(db)
+            .await?;
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut tx = db.begin().await?;
     let outbox =
         record_refund(&mut tx, refund_id, &stripe_refund.id, &stripe_refund.status).await?;
