@@ -763,3 +763,76 @@ async fn a_storm_of_paying_buyers_never_oversells_nor_keeps_money_for_nothing(db
     );
     invariants_hold(&db).await;
 }
+
+/// localstripe sends no refund events; Stripe does (`refund.created`, `refund.updated`),
+/// so the test signs them itself: the refund is read back from Stripe and recorded once.
+#[sqlx::test(migrations = "../migrations")]
+async fn refund_events_are_read_back_from_stripe_and_recorded_once(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    let webhooks = Webhooks::start(&db, app.router(Function::Payments)).await;
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, None, &[paid("Pass", 3000, 4)])
+        .await;
+    let buyer = app.user("bo@example.com").await;
+    let (order, _) = paid_order(&app, &webhooks, &buyer, "o1", &event, &types[0], 1).await;
+    let made = refund(
+        &app,
+        &ana,
+        &order,
+        "r1",
+        &json!({"amount_minor": 1200, "reason": "x"}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    let stripe_id: String = sqlx::query_scalar("SELECT stripe_refund_id FROM refunds")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+
+    for (id, kind) in [
+        ("evt_test_r1", "refund.created"),
+        ("evt_test_r2", "refund.updated"),
+    ] {
+        let body = stripe::event(id, kind, &json!({"id": stripe_id, "object": "refund"}));
+        let answer = deliver(&app, &body, Some(&stripe::signed(&db, &body))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.json::<Value>()["outcome"], "recorded");
+    }
+    // A refund that is not ours (no refund id in its metadata) changes nothing.
+    let (_, foreign) = stripe::api(
+        Method::POST,
+        "/v1/refunds",
+        &[
+            (
+                "payment_intent",
+                sqlx::query_scalar::<_, String>("SELECT intent_id FROM payments")
+                    .fetch_one(&db)
+                    .await
+                    .unwrap()
+                    .as_str(),
+            ),
+            ("amount", "100"),
+        ],
+    )
+    .await;
+    let body = stripe::event("evt_test_r3", "refund.created", &foreign);
+    let answer = deliver(&app, &body, Some(&stripe::signed(&db, &body))).await;
+    assert_eq!(answer.json::<Value>()["outcome"], "not_ours");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM ledger_entries WHERE kind = 'refund'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM stripe_events WHERE id LIKE 'evt_test_r%'"
+        )
+        .await,
+        3
+    );
+}
