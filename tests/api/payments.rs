@@ -836,3 +836,40 @@ async fn refund_events_are_read_back_from_stripe_and_recorded_once(db: PgPool) {
         3
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn only_a_paid_order_can_be_refunded(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, None, &[paid("Pass", 3000, 4), free("Guest", 4)])
+        .await;
+    let buyer = app.user("bo@example.com").await;
+    let unpaid: Value = app
+        .order(&buyer, "unpaid", &one_line(&event, &types[0], 1))
+        .await
+        .json();
+    let free_order: Value = app
+        .order(&buyer, "free", &one_line(&event, &types[1], 1))
+        .await
+        .json();
+    assert_eq!(free_order["status"], "confirmed");
+    for (key, order) in [("a", &unpaid), ("b", &free_order)] {
+        let id = order["id"].as_str().unwrap();
+        let refused = refund(&app, &ana, id, key, &json!({"reason": "x"})).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
+    }
+    // An order id that does not exist, and one that is not a uuid.
+    let missing = refund(
+        &app,
+        &ana,
+        &uuid::Uuid::now_v7().to_string(),
+        "c",
+        &json!({"reason": "x"}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let garbage = refund(&app, &ana, "not-an-id", "d", &json!({"reason": "x"})).await;
+    assert!(garbage.status.is_client_error(), "{}", garbage.status);
+    assert_eq!(count(&db, "SELECT count(*) FROM refunds").await, 0);
+}
