@@ -234,6 +234,24 @@ async fn the_webhook_refuses_what_stripe_did_not_sign(db: PgPool) {
     let event = stripe::event("evt_test_foreign", "payment_intent.succeeded", &foreign);
     let response = deliver(&app, &event, Some(&stripe::signed(&db, &event))).await;
     assert_eq!(response.json::<Value>()["outcome"], "not_ours");
+
+    // An object Stripe does not have: recorded, answered 200 (a redelivery cannot help),
+    // nothing else touched.
+    for (id, kind, object) in [
+        (
+            "evt_test_gone_pi",
+            "payment_intent.succeeded",
+            "pi_doesnotexist",
+        ),
+        ("evt_test_gone_re", "refund.updated", "re_doesnotexist"),
+    ] {
+        let event = stripe::event(id, kind, &json!({"id": object}));
+        let response = deliver(&app, &event, Some(&stripe::signed(&db, &event))).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        assert_eq!(response.json::<Value>()["outcome"], "unknown_object");
+        let again = deliver(&app, &event, Some(&stripe::signed(&db, &event))).await;
+        assert_eq!(again.json::<Value>()["outcome"], "duplicate");
+    }
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -264,6 +282,100 @@ async fn a_declined_card_leaves_the_order_pending_with_the_reason(db: PgPool) {
     assert!(now["payment"]["last_error"].as_str().is_some(), "{now}");
     assert_eq!(now["tickets"].as_array().unwrap().len(), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM ledger_entries").await, 0);
+    invariants_hold(&db).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn after_a_decline_the_buyer_starts_over_with_a_new_payment(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    let webhooks = Webhooks::start(&db, app.router(Function::Payments)).await;
+    let ana = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(&ana, None, &[paid("Pass", 3000, 5), free("Guest", 5)])
+        .await;
+    let buyer = app.user("bo@example.com").await;
+    let order: Value = app
+        .order(&buyer, "retry", &one_line(&event, &types[0], 1))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/orders/{id}/payment");
+    let first = order["payment"]["intent_id"].as_str().unwrap().to_owned();
+
+    // Before anything failed, asking again returns the payment the buyer already has.
+    let again = app.post(&path, &json!({}), Some(&buyer.access_token)).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    assert_eq!(
+        again.json::<Value>()["payment"]["intent_id"],
+        first.as_str()
+    );
+
+    stripe::pay(&first, "pm_card_chargeCustomerFail").await;
+    webhooks
+        .wait_for("payment_intent.payment_failed", &first)
+        .await;
+
+    // Starting over cancels the declined intent at Stripe and opens the next attempt,
+    // once however often it is asked for.
+    let retried = app.post(&path, &json!({}), Some(&buyer.access_token)).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text());
+    let retried: Value = retried.json();
+    let second = retried["payment"]["intent_id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(retried["payment"]["status"], "requires_payment_method");
+    assert_eq!(retried["payment"]["last_error"], Value::Null);
+    assert_eq!(retried["status"], "pending");
+    let (_, old) = stripe::api(Method::GET, &format!("/v1/payment_intents/{first}"), &[]).await;
+    assert_eq!(old["status"], "canceled", "{old}");
+    let (_, new) = stripe::api(Method::GET, &format!("/v1/payment_intents/{second}"), &[]).await;
+    assert_eq!(new["amount"], 3000);
+    assert_eq!(new["metadata"]["order_id"], id.as_str());
+    let repeated = app.post(&path, &json!({}), Some(&buyer.access_token)).await;
+    assert_eq!(
+        repeated.json::<Value>()["payment"]["intent_id"],
+        second.as_str()
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM payments WHERE attempt = 2").await,
+        1
+    );
+
+    // Nobody else may touch it; a free order has nothing to pay.
+    let eve = app.user("eve@example.com").await;
+    let foreign = app.post(&path, &json!({}), Some(&eve.access_token)).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text());
+    assert_eq!(
+        app.post(&path, &json!({}), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let gift: Value = app
+        .order(&buyer, "retry-free", &one_line(&event, &types[1], 1))
+        .await
+        .json();
+    let free_path = format!("/api/v1/orders/{}/payment", gift["id"].as_str().unwrap());
+    let refused = app
+        .post(&free_path, &json!({}), Some(&buyer.access_token))
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
+
+    // The new attempt pays; the order is confirmed once, and then is not payable again.
+    stripe::pay(&second, "pm_card_visa").await;
+    let delivery = webhooks.wait_for("payment_intent.succeeded", &second).await;
+    assert_eq!(
+        delivery.answer["outcome"], "confirmed",
+        "{}",
+        delivery.answer
+    );
+    let paid_order = get_order(&app, &buyer, &id).await;
+    assert_eq!(paid_order["status"], "confirmed");
+    assert_eq!(paid_order["paid_minor"], 3000);
+    assert_eq!(paid_order["tickets"].as_array().unwrap().len(), 1);
+    let after = app.post(&path, &json!({}), Some(&buyer.access_token)).await;
+    assert_eq!(after.status, StatusCode::CONFLICT, "{}", after.text());
+    assert_eq!(
+        after.header("content-type"),
+        Some("application/problem+json")
+    );
     invariants_hold(&db).await;
 }
 
@@ -462,7 +574,10 @@ async fn organizers_refund_in_part_or_in_full_and_a_full_refund_voids_the_ticket
     )
     .await;
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    assert_eq!(again.json::<Value>()["id"], partial["id"]);
+    let again: Value = again.json();
+    assert_eq!(again["id"], partial["id"]);
+    // As it is now, not as it was first stored (`requested`, before Stripe was called).
+    assert_eq!(again["status"], "succeeded");
     let now = get_order(&app, &buyer, &order).await;
     assert_eq!(now["status"], "confirmed");
     assert_eq!(now["refunded_minor"], 1000);

@@ -3,7 +3,11 @@
 //   1. CORS: the frontend's origin is allowed with credentials, a foreign one gets nothing
 //      (the functions' own policy, as deployed; not cargo-lambda's any-origin default);
 //   2. local limits: a developer can register many times from one address;
-//   3. the upload flow in headless Chromium (Debian's, driven by playwright-core) on the
+//   3. a paid order through the stack's own Stripe fake: scripts/dev registered its webhook,
+//      so a card declined then a new attempt paid (what Stripe.js does, done here with the
+//      fake's secret key: localstripe's Stripe.js cannot confirm a card payment) end with
+//      the order confirmed and its ticket issued by the webhook alone;
+//   4. the upload flow in headless Chromium (Debian's, driven by playwright-core) on the
 //      frontend's origin: browser/upload.html must end with the upload ready.
 //
 //   node stack-checks.mjs API_BASE_URL [PAGE_PORT]
@@ -70,6 +74,96 @@ for (let i = 0; i < attempts; i++) {
   assert.equal(response.status, 202, `registration ${i + 1}: ${await response.text()}`);
 }
 console.log(`local limits: ${attempts} registrations from one address accepted`);
+
+// 3. A paid order, settled by the webhook scripts/dev registered with the Stripe fake.
+{
+  const stripe = process.env.STRIPE_API_BASE ?? "http://127.0.0.1:8420";
+  const stripeKey = process.env.STRIPE_SECRET_KEY ?? "sk_test_dev_only";
+  const admin = { email: process.env.FIRST_ADMIN_EMAIL, password: process.env.FIRST_ADMIN_PASSWORD };
+  assert.ok(admin.email && admin.password, "FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD (the stack's first admin)");
+  const call = async (method, path, body, token, headers = {}) => {
+    const response = await fetch(`${api}${path}`, {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null, text };
+  };
+  const expectStatus = (answer, status, what) => assert.equal(answer.status, status, `${what}: ${answer.text}`);
+  const login = async (email, password) => {
+    const answer = await call("POST", "/api/v1/auth/login", { email, password });
+    expectStatus(answer, 200, `login ${email}`);
+    return answer.body.access_token;
+  };
+  const newUser = async (name) => {
+    const email = `${name}-${crypto.randomUUID()}@example.com`;
+    const password = "correct horse battery staple";
+    expectStatus(await call("POST", "/api/v1/auth/register", { email, password, name }), 202, `register ${name}`);
+    return login(email, password);
+  };
+  const stripeCall = async (path, form) => {
+    const response = await fetch(`${stripe}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stripeKey}`, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(form ?? {}),
+    });
+    return response.json();
+  };
+  const payWith = async (intent, card) => {
+    await stripeCall(`/v1/payment_intents/${intent}`, { payment_method: card });
+    return stripeCall(`/v1/payment_intents/${intent}/confirm`);
+  };
+  const waitForOrder = async (id, token, done, what) => {
+    for (let i = 0; i < 60; i++) {
+      const answer = await call("GET", `/api/v1/orders/${id}`, undefined, token);
+      expectStatus(answer, 200, "reading the order");
+      if (done(answer.body)) return answer.body;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    throw new Error(`the webhook never settled the order: ${what}`);
+  };
+
+  const adminToken = await login(admin.email, admin.password);
+  const organizer = await newUser("organizer");
+  const me = await call("GET", "/api/v1/users/me", undefined, organizer);
+  expectStatus(await call("PATCH", `/api/v1/users/${me.body.id}`, { role: "organizer" }, adminToken), 200, "promote");
+  const event = await call("POST", "/api/v1/events", {
+    title: "Stack check social",
+    category: "salsa",
+    venue: { name: "Sala", address: "Calle 1", city: "Sevilla", country: "ES" },
+    starts_at: "2030-05-01T20:00:00Z",
+    ends_at: "2030-05-02T02:00:00Z",
+    timezone: "Europe/Madrid",
+  }, organizer);
+  expectStatus(event, 201, "create the event");
+  const type = await call("POST", `/api/v1/events/${event.body.id}/ticket-types`,
+    { name: "Pass", price_minor: 2500, currency: "EUR", quantity: 10 }, organizer);
+  expectStatus(type, 201, "add a ticket type");
+  expectStatus(await call("POST", `/api/v1/events/${event.body.id}/publish`, {}, organizer), 200, "publish");
+
+  const buyer = await newUser("buyer");
+  const placed = await call("POST", "/api/v1/orders",
+    { event_id: event.body.id, lines: [{ ticket_type_id: type.body.id, quantity: 1 }] },
+    buyer, { "idempotency-key": crypto.randomUUID() });
+  expectStatus(placed, 201, "place the order");
+  const order = placed.body;
+  assert.equal(order.payment.publishable_key, process.env.STRIPE_PUBLISHABLE_KEY ?? "pk_test_dev_only");
+  await payWith(order.payment.intent_id, "pm_card_chargeCustomerFail");
+  await waitForOrder(order.id, buyer, (o) => o.payment.last_error, "the decline");
+  const retried = await call("POST", `/api/v1/orders/${order.id}/payment`, {}, buyer);
+  expectStatus(retried, 200, "start the payment over");
+  assert.notEqual(retried.body.payment.intent_id, order.payment.intent_id, "a new payment attempt");
+  await payWith(retried.body.payment.intent_id, "pm_card_visa");
+  const paid = await waitForOrder(order.id, buyer, (o) => o.status === "confirmed", "the payment");
+  assert.equal(paid.paid_minor, 2500);
+  assert.equal(paid.tickets.length, 1);
+  console.log(`payments: declined, started over and paid through ${stripe}; order confirmed by the webhook`);
+}
 
 const page = await readFile(new URL("./browser/upload.html", import.meta.url));
 const server = createServer((request, response) => {

@@ -6,7 +6,8 @@
 //! [`place`] places an order in one transaction (idempotency key, the event's lock,
 //! every limit, the discount, the hold, tickets when free), then opens a paid order's
 //! Stripe PaymentIntent; [`discount`] applies a
-//! discount code; [`mine`] lists, shows and cancels the buyer's orders; [`tickets`] lists
+//! discount code; [`mine`] lists, shows and cancels the buyer's orders; [`pay`] starts a
+//! declined payment over; [`refund`] refunds a paid order; [`tickets`] lists
 //! and shows their tickets and renders a ticket's QR code.
 //!
 //! A request flows: API Gateway -> `shared::http` -> this router -> handler -> Postgres,
@@ -16,6 +17,7 @@
 pub mod discount;
 pub mod mine;
 pub mod order;
+pub mod pay;
 pub mod place;
 pub mod refund;
 pub mod tickets;
@@ -88,6 +90,7 @@ shared::api_routes!(AppState, ApiDoc;
     [mine::list, place::create],
     [mine::fetch],
     [mine::cancel],
+    [pay::retry],
     [refund::create],
     [tickets::list],
     [tickets::fetch],

@@ -100,8 +100,23 @@ pub async fn create(
         )]));
     }
     let mut tx = state.db.begin().await?;
-    if let Some(replay) = keyed.claim(&mut tx).await? {
-        return Ok(replay);
+    if let Some(mut stored) = keyed.claim_stored(&mut tx).await? {
+        // The refund as it is now (Stripe may have settled it since the first answer).
+        if let Some(refund) = stored.body["id"]
+            .as_str()
+            .and_then(|id| id.parse::<Uuid>().ok())
+        {
+            let status: Option<String> = sqlx::query_scalar!(
+                r#"SELECT status::text AS "status!" FROM refunds WHERE id = $1"#,
+                refund
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(status) = status {
+                stored.body["status"] = status.into();
+            }
+        }
+        return Ok(stored.into_response());
     }
     // The event's lock first (a full refund puts tickets back on sale), then the order's.
     let order = sqlx::query!(

@@ -56,8 +56,9 @@ pub struct Received {
     /// Always true: the event is recorded (now or before).
     pub received: bool,
     /// What it did: `confirmed`, `refunding`, `recorded`, `already_settled`,
-    /// `duplicate` (the event was seen before), `not_ours` or `ignored` (a type we do
-    /// not act on).
+    /// `duplicate` (the event was seen before), `not_ours` (not an order's),
+    /// `unknown_object` (Stripe has no such object) or `ignored` (a type we do not act
+    /// on).
     #[schema(example = "confirmed")]
     pub outcome: String,
 }
@@ -107,11 +108,11 @@ pub async fn receive(
     };
     let object = &event.data.object.id;
     let (applied, outcome) = if event.kind.starts_with("payment_intent.") {
-        let intent = state
-            .stripe
-            .retrieve_intent(object)
-            .await
-            .map_err(|e| unavailable(e.into()))?;
+        let intent = match state.stripe.retrieve_intent(object).await {
+            Ok(intent) => intent,
+            Err(e) if e.is_missing() => return forget(&state.db, &event).await,
+            Err(e) => return Err(unavailable(e.into())),
+        };
         let mut tx = state.db.begin().await?;
         if !record(&mut tx, &event).await? {
             return Ok(answer("duplicate"));
@@ -123,11 +124,11 @@ pub async fn receive(
         let outcome = outcome_name(applied.outcome);
         (applied, outcome)
     } else if event.kind.starts_with("refund.") {
-        let refund = state
-            .stripe
-            .retrieve_refund(object)
-            .await
-            .map_err(|e| unavailable(e.into()))?;
+        let refund = match state.stripe.retrieve_refund(object).await {
+            Ok(refund) => refund,
+            Err(e) if e.is_missing() => return forget(&state.db, &event).await,
+            Err(e) => return Err(unavailable(e.into())),
+        };
         let ours: Option<Uuid> = refund
             .metadata
             .get("refund_id")
@@ -167,6 +168,18 @@ pub async fn receive(
         }
     }
     Ok(answer(outcome))
+}
+
+/// An event about an object Stripe does not have (deleted test data, another mode's
+/// object): recorded and answered 200, since redelivering it cannot help; the error log
+/// is what someone looks into.
+async fn forget(db: &sqlx::PgPool, event: &Event) -> ApiResult<Json<Received>> {
+    tracing::error!(event_id = %event.id, kind = %event.kind, object = %event.data.object.id,
+        "Stripe has no such object; event recorded and not acted on");
+    let mut tx = db.begin().await?;
+    record(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(answer("unknown_object"))
 }
 
 /// Records the event id; false if it was recorded already (a concurrent delivery).

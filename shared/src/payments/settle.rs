@@ -41,12 +41,29 @@ impl From<sqlx::Error> for SettleError {
 pub struct Payment {
     /// `pi_...`
     pub intent_id: String,
+    /// 1 for the order's first intent; a buyer who starts over gets the next.
+    pub attempt: i32,
     /// For Stripe.js.
     pub client_secret: String,
     /// Stripe's status as last read.
     pub status: String,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+}
+
+impl Payment {
+    /// Money is moving or has moved: nothing may replace this intent.
+    pub fn is_settling(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "succeeded" | "processing" | "requires_capture"
+        )
+    }
+
+    /// Cancelled, or declined and waiting for another card: a new attempt may replace it.
+    pub fn has_failed(&self) -> bool {
+        self.status == "canceled" || (!self.is_settling() && self.last_error.is_some())
+    }
 }
 
 /// The order's latest payment, if it has one.
@@ -56,12 +73,31 @@ pub async fn current(
 ) -> Result<Option<Payment>, sqlx::Error> {
     sqlx::query_as!(
         Payment,
-        "SELECT intent_id, client_secret, status, last_error FROM payments
+        "SELECT intent_id, attempt, client_secret, status, last_error FROM payments
          WHERE order_id = $1 ORDER BY attempt DESC LIMIT 1",
         order_id,
     )
     .fetch_optional(conn)
     .await
+}
+
+/// A pending order's amount, if it may be paid now (its hold is live and it costs
+/// something).
+async fn payable(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let order = sqlx::query!(
+        r#"SELECT o.total_minor, o.currency,
+                  (o.status = 'pending' AND o.hold_expires_at > now()) AS "payable!"
+           FROM orders o WHERE o.id = $1"#,
+        order_id,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(order
+        .filter(|o| o.payable && o.total_minor > 0)
+        .map(|o| (o.total_minor, o.currency)))
 }
 
 /// Opens the PaymentIntent of a pending, paid order whose hold is live, or returns the
@@ -77,24 +113,101 @@ pub async fn open_intent(
     if let Some(payment) = current(&mut conn, order_id).await? {
         return Ok(Some(payment));
     }
-    let order = sqlx::query!(
-        r#"SELECT o.total_minor, o.currency,
-                  (o.status = 'pending' AND o.hold_expires_at > now()) AS "payable!"
-           FROM orders o WHERE o.id = $1"#,
-        order_id,
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(order) = order.filter(|o| o.payable && o.total_minor > 0) else {
+    let Some(amount) = payable(&mut conn, order_id).await? else {
         return Ok(None);
     };
     drop(conn);
-    let attempt = 1;
+    open_attempt(db, gateway, order_id, 1, amount)
+        .await
+        .map(Some)
+}
+
+/// What a buyer's request to pay (again) found.
+#[derive(Debug)]
+pub enum NextAttempt {
+    /// A payment the buyer can confirm: the current one if it has not failed, else a
+    /// new attempt that replaced it.
+    Open(Payment),
+    /// The current payment succeeded or is processing: its webhook settles the order.
+    Settling(Payment),
+    /// The order is not pending on a live hold, or is free.
+    NotPayable,
+}
+
+/// Lets a buyer start over after a declined or cancelled payment, while the hold lasts:
+/// the failed intent is cancelled at Stripe first (so it can never be charged alongside
+/// its replacement), then attempt `n + 1` is opened, keyed by order and attempt, so
+/// concurrent or repeated requests open one. A payment that has not failed is returned
+/// as it is: the buyer can still confirm it with another card.
+pub async fn next_attempt(
+    db: &PgPool,
+    gateway: &dyn Gateway,
+    order_id: Uuid,
+) -> Result<NextAttempt, SettleError> {
+    let mut conn = db.acquire().await?;
+    let Some(amount) = payable(&mut conn, order_id).await? else {
+        return Ok(NextAttempt::NotPayable);
+    };
+    let previous = current(&mut conn, order_id).await?;
+    drop(conn);
+    let attempt = match previous {
+        None => 1,
+        Some(p) if p.is_settling() => return Ok(NextAttempt::Settling(p)),
+        Some(p) if !p.has_failed() => return Ok(NextAttempt::Open(p)),
+        Some(p) => {
+            if p.status != "canceled" {
+                let intent = match gateway.cancel_intent(&p.intent_id).await {
+                    Ok(intent) => intent,
+                    // Refused: it moved on meanwhile (the buyer confirmed it after all);
+                    // what Stripe says now decides.
+                    Err(StripeError::Rejected { .. }) => {
+                        gateway.retrieve_intent(&p.intent_id).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let now = Payment {
+                    status: intent.status,
+                    ..p
+                };
+                if now.is_settling() {
+                    return Ok(NextAttempt::Settling(now));
+                }
+                if now.status != "canceled" {
+                    return Err(anyhow::anyhow!(
+                        "Stripe would not cancel intent {} ({})",
+                        now.intent_id,
+                        now.status
+                    )
+                    .into());
+                }
+                sqlx::query!(
+                    "UPDATE payments SET status = 'canceled', updated_at = now() WHERE intent_id = $1",
+                    now.intent_id,
+                )
+                .execute(db)
+                .await?;
+            }
+            p.attempt + 1
+        }
+    };
+    let payment = open_attempt(db, gateway, order_id, attempt, amount).await?;
+    Ok(NextAttempt::Open(payment))
+}
+
+/// Opens attempt `attempt` at Stripe (its idempotency key makes a repeat return the same
+/// intent) and records it; returns the order's current payment.
+async fn open_attempt(
+    db: &PgPool,
+    gateway: &dyn Gateway,
+    order_id: Uuid,
+    attempt: i32,
+    (amount, currency): (i64, String),
+) -> Result<Payment, SettleError> {
     let key = format!("order-{order_id}-attempt-{attempt}");
     let intent = gateway
         .create_intent(NewIntent {
-            amount: order.total_minor,
-            currency: &order.currency,
+            amount,
+            currency: &currency,
             order_id,
             idempotency_key: &key,
         })
@@ -110,15 +223,17 @@ pub async fn open_intent(
         intent.id,
         order_id,
         attempt,
-        order.total_minor,
-        order.currency,
+        amount,
+        currency,
         client_secret,
         intent.status,
     )
     .execute(&mut *conn)
     .await?;
-    tracing::info!(%order_id, intent_id = %intent.id, "payment intent opened");
-    Ok(current(&mut conn, order_id).await?)
+    tracing::info!(%order_id, attempt, intent_id = %intent.id, "payment intent opened");
+    current(&mut conn, order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {order_id}'s payment vanished").into())
 }
 
 /// What applying an intent did.

@@ -96,6 +96,13 @@ pub enum StripeError {
     },
 }
 
+impl StripeError {
+    /// Stripe has no such object (404 `resource_missing`): asking again will not find it.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Self::Rejected { status: 404, .. })
+    }
+}
+
 /// What a new PaymentIntent is for.
 #[derive(Debug, Clone)]
 pub struct NewIntent<'a> {
