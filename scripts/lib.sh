@@ -330,12 +330,14 @@ _venv_tool() {
     cfn-lint) echo 'cfn-lint|bin/cfn-lint' ;;
     localstripe) echo 'localstripe==1.15.10|bin/localstripe' ;;
     aws-sam-cli) echo 'aws-sam-cli|bin/sam' ;;
+    # scripts/ws-gateway.py's one dependency (localstripe brings it too).
+    aiohttp) echo 'aiohttp|lib/python3*/site-packages/aiohttp/__init__.py' ;;
     *) return 1 ;;
   esac
 }
 
 # ensure_venv TOOL...: installs (once) only the tools asked for into .local/venv and puts its
-# bin/ first on PATH. Tools: moto boto3 cargo-lambda cfn-lint aws-sam-cli.
+# bin/ first on PATH. Tools: moto boto3 cargo-lambda cfn-lint localstripe aws-sam-cli aiohttp.
 ensure_venv() {
   local tool entry spec marker missing=()
   if [[ ! -x "$VENV_DIR/bin/python" ]]; then

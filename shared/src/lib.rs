@@ -28,7 +28,10 @@
 //!   PaymentIntents and refunds through our own small client, webhook signatures,
 //!   settling a payment into an order and the ledger, the reconciliation run;
 //! - [`uploads`]: purposes, statuses, keys, file-type sniffing, the bucket's settings;
-//!   with `presign` S3 requests signed with SigV4 alone.
+//!   with `presign` S3 requests signed with SigV4 alone;
+//! - `realtime` (feature `realtime`): push to open browser tabs over API Gateway's
+//!   WebSocket API: connect tickets, the connections table, frames, and the Management
+//!   API's `PostToConnection`/`DeleteConnection` signed with SigV4.
 //!
 //! A function enables the features it uses in its `Cargo.toml`, so a health check does
 //! not link argon2 and the SQS client. The modules form no cycle: infrastructure depends
@@ -45,6 +48,8 @@ pub mod http;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod payments;
+#[cfg(feature = "realtime")]
+pub mod realtime;
 #[cfg(feature = "sigv4")]
 pub mod sigv4;
 

@@ -7,6 +7,7 @@ use api_tests::{
     Function, PASSWORD, TestApp,
     lambda::{invoke_http, invoke_relay, invoke_worker},
 };
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use http::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -86,6 +87,11 @@ const HTTP_SAMPLES: &[(&str, Function, StatusCode)] = &[
         "notifications/list.json",
         Function::Notifications,
         StatusCode::OK,
+    ),
+    (
+        "notifications/realtime-ticket.json",
+        Function::Notifications,
+        StatusCode::CREATED,
     ),
     // The sample's id belongs to nobody here.
     (
@@ -222,6 +228,9 @@ const OTHER_SAMPLES: &[&str] = &[
     "notify-worker/single.json",
     "outbox-relay/schedule.json",
     "migrate/invoke.json",
+    "realtime/connect.json",
+    "realtime/default.json",
+    "realtime/disconnect.json",
 ];
 
 #[test]
@@ -452,6 +461,68 @@ async fn worker_samples_report_only_the_malformed_record(db: PgPool) {
     let response = invoke_worker(&db, single).await;
     assert_eq!(response["batchItemFailures"], Value::Array(vec![]));
     assert_eq!(inbox().await, delivered);
+}
+
+/// Runs a WebSocket sample through the realtime function's handler, as lambda_runtime
+/// would (the event JSON into its type, the response back to JSON).
+async fn invoke_realtime(db: &PgPool, event: &str) -> Value {
+    let event: ApiGatewayWebsocketProxyRequest =
+        serde_json::from_str(event).expect("a valid API Gateway WebSocket event");
+    let state = realtime::State { db: db.clone() };
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "sample".into();
+    let response = realtime::handle(&state, lambda_runtime::LambdaEvent::new(event, context))
+        .await
+        .expect("the realtime function answers every event");
+    serde_json::to_value(response).unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn realtime_samples_connect_ping_and_disconnect(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    let connections = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM realtime_connections")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    // As stored: its placeholder is no ticket.
+    let connect = load("realtime/connect.json");
+    let refused = invoke_realtime(&db, &connect).await;
+    assert_eq!(refused["statusCode"], 401, "{refused}");
+    assert_eq!(connections().await, 0);
+
+    // With a ticket just issued: connected, once.
+    let ada = app.user("ada@example.com").await;
+    let ticket: Value = app
+        .post(
+            "/api/v1/realtime/tickets",
+            &serde_json::json!({}),
+            Some(&ada.access_token),
+        )
+        .await
+        .json();
+    let connect = connect.replace(
+        "REPLACE_WITH_TICKET_FROM_POST_api_v1_realtime_tickets",
+        ticket["ticket"].as_str().unwrap(),
+    );
+    assert_eq!(invoke_realtime(&db, &connect).await["statusCode"], 200);
+    assert_eq!(connections().await, 1);
+    assert_eq!(
+        invoke_realtime(&db, &connect).await["statusCode"],
+        401,
+        "a ticket works once"
+    );
+
+    let pong = invoke_realtime(&db, &load("realtime/default.json")).await;
+    assert_eq!(pong["statusCode"], 200);
+    assert_eq!(pong["body"], r#"{"type":"pong"}"#);
+
+    assert_eq!(
+        invoke_realtime(&db, &load("realtime/disconnect.json")).await["statusCode"],
+        200
+    );
+    assert_eq!(connections().await, 0);
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -22,6 +22,7 @@ mod outbox;
 mod payments;
 mod platform;
 mod pooler;
+mod realtime;
 mod recovery;
 mod task_plans;
 mod tasks;

@@ -549,6 +549,144 @@ async fn in_process(rows: &mut Vec<Row>, db: &PgPool, access: &[String]) -> Resu
     Ok(())
 }
 
+/// An API Gateway WebSocket event (the shape of `events/realtime/*.json`).
+fn websocket_event(
+    route: &str,
+    connection: &str,
+    ticket: Option<&str>,
+    body: Option<&str>,
+) -> Value {
+    let kind = match route {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let mut event = json!({
+        "requestContext": {"routeKey": route, "eventType": kind, "connectionId": connection,
+            "stage": "live", "apiId": "bench", "domainName": "bench.execute-api.us-east-1.amazonaws.com",
+            "requestId": uuid::Uuid::now_v7().to_string(), "connectedAt": 1796320211000_i64,
+            "requestTimeEpoch": 1796320211000_i64, "identity": {"sourceIp": "203.0.113.42"}},
+        "isBase64Encoded": false,
+    });
+    if let Some(ticket) = ticket {
+        event["queryStringParameters"] = json!({"ticket": ticket});
+    }
+    if let Some(body) = body {
+        event["body"] = json!(body);
+    }
+    event
+}
+
+/// Real-time push: what a tab pays to connect (a ticket from the notifications function,
+/// then `$connect`), and what a push costs per open connection (the connections query,
+/// then one SigV4-signed `PostToConnection` each, to a loopback Management API that
+/// answers at once).
+async fn realtime_costs(rows: &mut Vec<Row>, db: &PgPool, access: &[String]) -> Result<()> {
+    use shared::realtime::{Frame, connections, management::Management};
+
+    let app = api(db);
+    let state = realtime::State { db: db.clone() };
+    let mut connect = Vec::new();
+    for i in 0..200 {
+        let t0 = Instant::now();
+        let request = Request::post("/api/v1/realtime/tickets")
+            .header(
+                "authorization",
+                format!("Bearer {}", access[i % access.len()]),
+            )
+            .body(Body::empty())?;
+        let response = app.clone().oneshot(request).await?;
+        anyhow::ensure!(response.status() == 201, "ticket: {}", response.status());
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await?
+            .to_bytes();
+        let ticket: Value = serde_json::from_slice(&body)?;
+        let event = websocket_event(
+            "$connect",
+            &format!("bench-{i}"),
+            ticket["ticket"].as_str(),
+            None,
+        );
+        let event = serde_json::from_value(event)?;
+        let answer = realtime::handle(
+            &state,
+            lambda_runtime::LambdaEvent::new(event, Default::default()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("$connect: {e}"))?;
+        anyhow::ensure!(
+            answer.status_code == 200,
+            "$connect answered {}",
+            answer.status_code
+        );
+        connect.push(ms(t0.elapsed()));
+    }
+    rows.push(row(
+        "realtime connect (ticket + $connect, in-process, median of 200)",
+        format!("{:.3} ms", median(connect)),
+    ));
+
+    // The Management API, answering every post at once.
+    let stub = Router::new().route(
+        "/live/@connections/{id}",
+        axum::routing::post(|| async { http::StatusCode::OK }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, stub).await });
+    let access_key =
+        aws_credential_types::Credentials::new("AKIDBENCH", "bench", None, None, "bench");
+    let management = Management::new(
+        &format!("http://{addr}/live"),
+        shared::sigv4::AwsAccess::new(access_key, "us-east-1", None),
+    )?;
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users ORDER BY email LIMIT 1")
+        .fetch_one(db)
+        .await?;
+    let frame = Frame::Notification {
+        notification: shared::realtime::PushedNotification {
+            id: uuid::Uuid::now_v7(),
+            kind: "order_confirmed".into(),
+            title: "Order confirmed: Bachata Weekend".into(),
+            body: "Your 2 tickets are ready for Bachata Weekend.".into(),
+            created_at: time::OffsetDateTime::now_utc(),
+        },
+    };
+    for tabs in [1_i64, 10, 50] {
+        sqlx::query("DELETE FROM realtime_connections WHERE user_id = $1")
+            .bind(user)
+            .execute(db)
+            .await?;
+        sqlx::query(
+            "INSERT INTO realtime_connections (connection_id, user_id, expires_at)
+             SELECT 'fan' || g, $1, now() + interval '1 hour' FROM generate_series(1, $2) g",
+        )
+        .bind(user)
+        .bind(tabs)
+        .execute(db)
+        .await?;
+        let mut pushes = Vec::new();
+        for _ in 0..50 {
+            let t0 = Instant::now();
+            let pushed = connections::push(db, &management, user, &frame).await;
+            anyhow::ensure!(i64::from(pushed.sent) == tabs, "pushed {pushed:?}");
+            pushes.push(ms(t0.elapsed()));
+        }
+        let total = median(pushes);
+        rows.push(row(
+            format!("realtime push to {tabs} open tab(s) (median of 50)"),
+            format!(
+                "{total:.3} ms; {:.3} ms per connection",
+                total / tabs as f64
+            ),
+        ));
+    }
+    sqlx::query("DELETE FROM realtime_connections")
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 async fn login_vs_argon2(rows: &mut Vec<Row>, db: &PgPool) -> Result<()> {
     let app = api(db);
     let hash = shared::identity::password::hash(PASSWORD.to_owned()).await?;
@@ -941,6 +1079,12 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
             http_event("GET", "/health", None),
         ),
         ("notify-worker", empty_batch, one_record),
+        // A ping needs no query; a $disconnect deletes its row.
+        (
+            "realtime",
+            websocket_event("$default", "bench-cold", None, Some(r#"{"action":"ping"}"#)),
+            websocket_event("$disconnect", "bench-cold", None, None),
+        ),
     ];
     for (name, no_db, with_db) in cases {
         let (mut floor, mut without, mut with) = (Vec::new(), Vec::new(), Vec::new());
@@ -1064,6 +1208,9 @@ fn main() -> Result<()> {
         }
         if run("worker") {
             worker_throughput(&mut rows, &db).await?;
+        }
+        if run("realtime") {
+            realtime_costs(&mut rows, &db, &access_for_storm).await?;
         }
         if run("storm") {
             order_storm(&mut rows, &db, Arc::new(access_for_storm)).await?;

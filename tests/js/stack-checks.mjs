@@ -7,8 +7,9 @@
 //      so a card declined then a new attempt paid (what Stripe.js does, done here with the
 //      fake's secret key: localstripe's Stripe.js cannot confirm a card payment) end with
 //      the order confirmed and its ticket issued by the webhook alone;
-//   4. the upload flow in headless Chromium (Debian's, driven by playwright-core) on the
-//      frontend's origin: browser/upload.html must end with the upload ready.
+//   4. in headless Chromium (Debian's, driven by playwright-core) on the frontend's origin:
+//      browser/upload.html must end with the upload ready, and browser/realtime.html must
+//      receive its order's "order confirmed" frame over the WebSocket gateway.
 //
 //   node stack-checks.mjs API_BASE_URL [PAGE_PORT]
 //
@@ -75,7 +76,9 @@ for (let i = 0; i < attempts; i++) {
 }
 console.log(`local limits: ${attempts} registrations from one address accepted`);
 
-// 3. A paid order, settled by the webhook scripts/dev registered with the Stripe fake.
+// 3. A paid order, settled by the webhook scripts/dev registered with the Stripe fake. The
+// event also gets a free ticket type, which the realtime page (4) orders.
+let freeEvent;
 {
   const stripe = process.env.STRIPE_API_BASE ?? "http://127.0.0.1:8420";
   const stripeKey = process.env.STRIPE_SECRET_KEY ?? "sk_test_dev_only";
@@ -144,6 +147,10 @@ console.log(`local limits: ${attempts} registrations from one address accepted`)
   const type = await call("POST", `/api/v1/events/${event.body.id}/ticket-types`,
     { name: "Pass", price_minor: 2500, currency: "EUR", quantity: 10 }, organizer);
   expectStatus(type, 201, "add a ticket type");
+  const guest = await call("POST", `/api/v1/events/${event.body.id}/ticket-types`,
+    { name: "Guest", price_minor: 0, currency: "EUR", quantity: 10 }, organizer);
+  expectStatus(guest, 201, "add a free ticket type");
+  freeEvent = { event: event.body.id, type: guest.body.id };
   expectStatus(await call("POST", `/api/v1/events/${event.body.id}/publish`, {}, organizer), 200, "publish");
 
   const buyer = await newUser("buyer");
@@ -165,11 +172,15 @@ console.log(`local limits: ${attempts} registrations from one address accepted`)
   console.log(`payments: declined, started over and paid through ${stripe}; order confirmed by the webhook`);
 }
 
-const page = await readFile(new URL("./browser/upload.html", import.meta.url));
+const pages = {
+  "/upload.html": await readFile(new URL("./browser/upload.html", import.meta.url)),
+  "/realtime.html": await readFile(new URL("./browser/realtime.html", import.meta.url)),
+};
 const server = createServer((request, response) => {
+  const page = pages[new URL(request.url, frontend).pathname];
   if (request.url === "/favicon.ico") {
     response.writeHead(204).end();
-  } else if (request.url.startsWith("/upload.html")) {
+  } else if (page) {
     response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     response.end(page);
   } else {
@@ -194,21 +205,29 @@ const browser = await chromium.launch({
     "--disable-sync",
   ],
 });
-let failed = true;
-try {
+// Runs one page to its outcome; true if it ended "done".
+async function runPage(name, query) {
   const tab = await browser.newPage();
-  tab.on("console", (message) => console.log(`[page] ${message.text()}`));
+  tab.on("console", (message) => console.log(`[${name}] ${message.text()}`));
   // ERR_ABORTED only says the page never read a body (a 202, the PUT): not a failure.
   tab.on("requestfailed", (request) =>
     request.failure()?.errorText !== "net::ERR_ABORTED" &&
-    console.log(`[page] request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`),
+    console.log(`[${name}] request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`),
   );
-  await tab.goto(`http://localhost:${pagePort}/upload.html?api=${encodeURIComponent(api)}`);
+  await tab.goto(`http://localhost:${pagePort}/${name}.html?${new URLSearchParams({ api, ...query })}`);
   const outcome = tab.locator("#outcome:not([data-state=running])");
   await outcome.waitFor({ timeout: 240_000 });
   const state = await outcome.getAttribute("data-state");
-  console.log(`browser upload on ${frontend}: ${state}: ${await outcome.textContent()}`);
-  failed = state !== "done";
+  console.log(`browser ${name} on ${frontend}: ${state}: ${await outcome.textContent()}`);
+  await tab.close();
+  return state === "done";
+}
+
+let failed = true;
+try {
+  const uploaded = await runPage("upload", {});
+  const pushed = await runPage("realtime", freeEvent);
+  failed = !(uploaded && pushed);
 } finally {
   await browser.close();
   server.close();

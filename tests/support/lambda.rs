@@ -88,7 +88,7 @@ pub fn api_gateway_event(
 /// instead of becoming a header, so tests can act as different clients.
 pub const SOURCE_IP: &str = "x-test-source-ip";
 
-fn context() -> Context {
+pub(crate) fn context() -> Context {
     let mut context = Context::default();
     context.request_id = uuid::Uuid::new_v4().to_string();
     context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test".into();
@@ -167,6 +167,7 @@ pub fn worker_state(db: &PgPool) -> notify_worker::State {
         db: db.clone(),
         mailer: notify_worker::mail::Mailer::new(&mail.transport).expect("mailer"),
         mail,
+        realtime: None,
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod lambda;
 pub mod pooler;
+pub mod realtime;
 pub mod routes;
 pub mod s3;
 pub mod sqs;
@@ -190,6 +191,7 @@ pub const START_UPS: &[(&str, StartUp)] = &[
     ("payments-reconcile", || {
         payments_reconcile::State::from_env().map(drop)
     }),
+    ("realtime", || ::realtime::State::from_env().map(drop)),
     ("migrate", || migrate::State::from_env().map(drop)),
 ];
 
@@ -313,6 +315,27 @@ impl TestApp {
             queue,
             config,
         }
+    }
+
+    /// The auth and users functions closing WebSocket connections through `management`
+    /// (a test gateway's), as deployed.
+    pub fn with_realtime(mut self, management: &shared::realtime::management::Management) -> Self {
+        let publisher = self.queue.publisher();
+        self.auth = shared::http::app(auth::router(
+            auth::AppState::new(
+                self.db.clone(),
+                &self.config,
+                SessionPolicy::default(),
+                publisher,
+                unlimited(),
+            )
+            .with_realtime(Some(management.clone())),
+        ));
+        self.users = shared::http::app(users::router(
+            users::AppState::new(self.db.clone(), &self.config)
+                .with_realtime(Some(management.clone())),
+        ));
+        self
     }
 
     /// The orders function with another hold period (tests of expiry).

@@ -26,6 +26,7 @@ use shared::{
         tokens::TokenConfig,
     },
     messaging::{Publisher, Queue, QueueConfig},
+    realtime::management::Management,
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub limits: RateLimits,
     /// The per-account lockout rule.
     pub lockout: Lockout,
+    /// Closes a session's WebSocket connections when it ends (none: rows only).
+    pub realtime: Option<Management>,
 }
 
 impl AppState {
@@ -63,7 +66,14 @@ impl AppState {
             publisher,
             limits,
             lockout: Lockout::default(),
+            realtime: None,
         }
+    }
+
+    /// With the WebSocket API's Management API, to close connections.
+    pub fn with_realtime(mut self, realtime: Option<Management>) -> Self {
+        self.realtime = realtime;
+        self
     }
 }
 
@@ -93,7 +103,8 @@ pub fn from_env() -> Result<Router, shared::BoxError> {
         SessionPolicy::from_env()?,
         publisher,
         RateLimits::from_env()?,
-    );
+    )
+    .with_realtime(Management::from_env()?);
     Ok(shared::http::deployed(router(state))?)
 }
 

@@ -28,6 +28,7 @@ use shared::{
         messages::{AccountEmailKind, AccountEmailMessage},
         outbox,
     },
+    realtime::connections::{self, Whose},
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
@@ -122,6 +123,8 @@ pub async fn confirm_reset(
     )
     .await?;
     tx.commit().await?;
+    // Every session ended: so do their open tabs.
+    connections::close(&state.db, state.realtime.as_ref(), Whose::all_of(user.0)).await;
     throttle::clear_login(&state.db, owner.as_str()).await?;
     tracing::info!(user_id = %user, "password reset");
     Ok(StatusCode::NO_CONTENT)

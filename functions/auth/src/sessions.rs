@@ -23,6 +23,7 @@ use shared::{
         sessions::{self, BAD_REFRESH, Issued},
         throttle,
     },
+    realtime::connections::{self, Whose},
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -192,6 +193,13 @@ pub async fn logout(
         }
     };
     sessions::end(&state.db, &client, user_id, session_id).await?;
+    // The session's open tabs stop receiving pushes and are disconnected.
+    connections::close(
+        &state.db,
+        state.realtime.as_ref(),
+        Whose::Session(session_id.0),
+    )
+    .await;
     Ok((
         StatusCode::NO_CONTENT,
         AppendHeaders([(header::SET_COOKIE, cookies::clear())]),

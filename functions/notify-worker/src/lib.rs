@@ -9,6 +9,10 @@
 //! `processed_messages` in the same transaction as the notification (for an email: after
 //! the send), so a redelivered (or twice-relayed) message changes nothing.
 //!
+//! A notification written to the inbox is then pushed to the user's open tabs
+//! (`shared::realtime`), after commit and best effort: a failed push never fails the
+//! record, since the inbox already has it and clients catch up from there.
+//!
 //! The batch loop and the failure classes are `shared::messaging::batch`'s: retryable
 //! failures (the database is down, SES refused) come back after the visibility timeout;
 //! poison (a body that is not a message of this queue) follows the redrive policy into
@@ -25,6 +29,7 @@ use shared::{
         batch::{self, RecordError},
         messages::{AccountEmailKind, AccountEmailMessage, NotificationMessage, QueueMessage},
     },
+    realtime::{Frame, PushedNotification, connections, management::Management},
 };
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -40,6 +45,8 @@ pub struct State {
     pub mailer: Mailer,
     /// Link base and token lifetime.
     pub mail: MailConfig,
+    /// The WebSocket API's Management API, to push to open tabs (none: no push).
+    pub realtime: Option<Management>,
 }
 
 impl State {
@@ -50,6 +57,7 @@ impl State {
             db: shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?,
             mailer: Mailer::new(&mail.transport)?,
             mail,
+            realtime: Management::from_env()?,
         })
     }
 }
@@ -112,33 +120,58 @@ async fn deliver(state: &State, message: NotificationMessage) -> Result<Outcome,
     }
     let inserted = insert_notification(&mut tx, &message).await?;
     tx.commit().await?;
-    Ok(if inserted {
-        Outcome::Delivered
-    } else {
-        Outcome::Orphaned
-    })
+    let Some(created_at) = inserted else {
+        return Ok(Outcome::Orphaned);
+    };
+    push(state, &message, created_at).await;
+    Ok(Outcome::Delivered)
 }
 
-/// Writes the notification to its user's inbox (once: its id is the message's);
-/// `false` when the user is gone.
+/// Writes the notification to its user's inbox (once: its id is the message's); its
+/// creation time, or `None` when the user is gone or it was written before.
 async fn insert_notification(
     tx: &mut PgConnection,
     message: &NotificationMessage,
-) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query!(
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar!(
         "INSERT INTO notifications (id, user_id, kind, title, body)
          SELECT $1, id, $3, $4, $5 FROM users WHERE id = $2
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (id) DO NOTHING
+         RETURNING created_at",
         message.id,
         message.user_id.0,
         message.kind.as_str(),
         message.title,
         message.body,
     )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Nudges the user's open tabs about a notification just written (after commit, so a
+/// client that fetches the inbox on the frame finds it).
+async fn push(state: &State, message: &NotificationMessage, created_at: OffsetDateTime) {
+    let Some(management) = &state.realtime else {
+        return;
+    };
+    let frame = Frame::Notification {
+        notification: PushedNotification {
+            id: message.id,
+            kind: message.kind.as_str().to_owned(),
+            title: message.title.clone(),
+            body: message.body.clone(),
+            created_at,
+        },
+    };
+    let pushed = connections::push(&state.db, management, message.user_id.0, &frame).await;
+    if pushed != connections::Pushed::default() {
+        tracing::info!(
+            sent = pushed.sent,
+            gone = pushed.gone,
+            failed = pushed.failed,
+            "notification pushed"
+        );
+    }
 }
 
 /// A notification that is also emailed (an order confirmed, an event cancelled or
@@ -154,11 +187,14 @@ async fn deliver_and_email(
     if handled(&mut tx, message.id).await? {
         return Ok(Outcome::Duplicate);
     }
-    insert_notification(&mut tx, &message).await?;
+    let inserted = insert_notification(&mut tx, &message).await?;
     let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", message.user_id.0)
         .fetch_optional(&mut *tx)
         .await?;
     tx.commit().await?;
+    if let Some(created_at) = inserted {
+        push(state, &message, created_at).await;
+    }
     let Some(to) = email else {
         first_time(&mut *state.db.acquire().await?, message.id).await?;
         return Ok(Outcome::Orphaned);

@@ -18,6 +18,7 @@ use shared::{
         audit::{self, AuditEvent, AuditKind},
         guard::Admin,
     },
+    realtime::connections::{self, Whose},
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -195,6 +196,10 @@ pub async fn update(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     tx.commit().await?;
+    if updated.role != target.role {
+        // What they may receive changed: their tabs reconnect under the new role.
+        connections::close(&state.db, state.realtime.as_ref(), Whose::all_of(id.0)).await;
+    }
     Ok(Json(updated))
 }
 
@@ -227,9 +232,11 @@ pub async fn delete(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     accounts::keep_an_admin(&admins, &target)?;
+    let closing = connections::take(&mut *tx, Whose::all_of(id.0)).await?;
     accounts::delete(&mut tx, id).await?;
     let event = AuditEvent::by(AuditKind::AccountDeleted, admin.id).on(id);
     audit::record(&mut *tx, &client, event).await?;
     tx.commit().await?;
+    connections::hang_up(state.realtime.as_ref(), &closing).await;
     Ok(StatusCode::NO_CONTENT)
 }

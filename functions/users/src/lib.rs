@@ -8,14 +8,18 @@
 //!
 //! Authorization is by extractor: `CurrentUser` for self-service, `Admin` (the role
 //! guard, reading the live role) for everything else. Every change runs in one
-//! transaction with its audit event.
+//! transaction with its audit event. A password change, a change of role and a deletion
+//! close the user's real-time connections (`shared::realtime`) after commit.
 
 pub mod admin;
 pub mod audit_log;
 pub mod profile;
 
 use axum::{Router, extract::FromRef};
-use shared::identity::{guard::AuthState, throttle::Lockout, tokens::TokenConfig};
+use shared::{
+    identity::{guard::AuthState, throttle::Lockout, tokens::TokenConfig},
+    realtime::management::Management,
+};
 use sqlx::PgPool;
 use utoipa::OpenApi;
 
@@ -28,6 +32,9 @@ pub struct AppState {
     pub auth: AuthState,
     /// The lockout rule wrong current passwords count towards.
     pub lockout: Lockout,
+    /// Closes a user's WebSocket connections when their sessions, role or account end
+    /// (none: rows only).
+    pub realtime: Option<Management>,
 }
 
 impl AppState {
@@ -37,7 +44,14 @@ impl AppState {
             auth: AuthState::new(db.clone(), config),
             db,
             lockout: Lockout::default(),
+            realtime: None,
         }
+    }
+
+    /// With the WebSocket API's Management API, to close connections.
+    pub fn with_realtime(mut self, realtime: Option<Management>) -> Self {
+        self.realtime = realtime;
+        self
     }
 }
 
@@ -58,7 +72,7 @@ shared::api_routes!(AppState, ApiDoc;
 /// cold start (`main` serves it; tests load it from their own variables).
 pub fn from_env() -> Result<Router, shared::BoxError> {
     let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
-    let state = AppState::new(db, &TokenConfig::from_env()?);
+    let state = AppState::new(db, &TokenConfig::from_env()?).with_realtime(Management::from_env()?);
     Ok(shared::http::deployed(router(state))?)
 }
 

@@ -18,6 +18,7 @@ use shared::{
         password::{self, Password},
         throttle,
     },
+    realtime::connections::{self, Whose},
 };
 use utoipa::ToSchema;
 
@@ -158,6 +159,12 @@ pub async fn change_password(
     )
     .await?;
     tx.commit().await?;
+    // The other sessions ended: so do their open tabs (this one's stay).
+    let whose = Whose::User {
+        user: user.id.0,
+        keep: user.session_id.map(|s| s.0),
+    };
+    connections::close(&state.db, state.realtime.as_ref(), whose).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,11 +246,13 @@ pub async fn delete(
         .await?
         .ok_or(ApiError::Unauthorized(GONE))?;
     accounts::keep_an_admin(&admins, &me)?;
+    let closing = connections::take(&mut *tx, Whose::all_of(me.id.0)).await?;
     accounts::delete(&mut tx, me.id).await?;
     let event = AuditEvent::by(AuditKind::AccountDeleted, me.id)
         .with(serde_json::json!({ "confirmed_by": proof }));
     audit::record(&mut *tx, &client, event).await?;
     tx.commit().await?;
+    connections::hang_up(state.realtime.as_ref(), &closing).await;
     tracing::info!(confirmed_by = proof, "account deleted by its owner");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,180 @@
+//! API Gateway's Management API for WebSocket connections: `PostToConnection` and
+//! `DeleteConnection`, two signed HTTP calls (SigV4, service `execute-api`) over the
+//! functions' own HTTPS client rather than a whole SDK client for them.
+//!
+//! `REALTIME_MANAGEMENT_URL` is the stage's connection endpoint,
+//! `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` (the template sets it);
+//! locally it points at scripts/dev's WebSocket gateway. Unset, nothing is pushed or
+//! closed (the inbox still works).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sigv4::http_request::{SignableBody, SigningSettings};
+use http::Method;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::{
+    config::{self, ConfigError},
+    outbound::{HttpsClient, https_client},
+    sigv4::AwsAccess,
+};
+
+/// One call's bound: a push must not hold up the queue's batch.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a call to one connection found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// 410: the connection is gone (closed, or never existed).
+    #[error("the connection is gone")]
+    Gone,
+    /// Anything else (throttled, unreachable, refused).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// The Management API of one stage. Cheap to clone.
+#[derive(Clone)]
+pub struct Management {
+    base: String,
+    access: AwsAccess,
+    http: HttpsClient<Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Management {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Management")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Management {
+    /// The stage at `base` (`https://...amazonaws.com/{stage}`; `http` on loopback only).
+    pub fn new(base: &str, access: AwsAccess) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            name: "REALTIME_MANAGEMENT_URL",
+            reason: reason.to_owned(),
+        };
+        let uri: http::Uri = base.parse().map_err(|_| invalid("not a URL"))?;
+        let loopback = matches!(uri.host(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if loopback => {}
+            _ => return Err(invalid("must be an https URL (http only on loopback)")),
+        }
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            access,
+            http: https_client(),
+        })
+    }
+
+    /// `REALTIME_MANAGEMENT_URL` with this environment's AWS credentials, if set.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        match config::optional("REALTIME_MANAGEMENT_URL") {
+            Some(base) => Ok(Some(Self::new(&base, AwsAccess::from_env()?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `PostToConnection`: sends one text frame.
+    pub async fn post(&self, connection_id: &str, frame: &str) -> Result<(), ConnectionError> {
+        self.call(Method::POST, connection_id, Bytes::from(frame.to_owned()))
+            .await
+    }
+
+    /// `DeleteConnection`: closes the socket.
+    pub async fn delete(&self, connection_id: &str) -> Result<(), ConnectionError> {
+        self.call(Method::DELETE, connection_id, Bytes::new()).await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        connection_id: &str,
+        body: Bytes,
+    ) -> Result<(), ConnectionError> {
+        let url = format!(
+            "{}/@connections/{}",
+            self.base,
+            utf8_percent_encode(connection_id, NON_ALPHANUMERIC)
+        );
+        let instructions = self.access.sign(
+            "execute-api",
+            SigningSettings::default(),
+            method.as_str(),
+            &url,
+            &[],
+            SignableBody::Bytes(&body),
+        )?;
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .body(Full::new(body))
+            .context("a Management API request")?;
+        instructions.apply_to_request_http1x(&mut request);
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .context("Management API request")?;
+            let status = response.status();
+            if status == http::StatusCode::GONE {
+                return Err(ConnectionError::Gone);
+            }
+            if !status.is_success() {
+                let body = Limited::new(response.into_body(), 4096)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                return Err(anyhow::anyhow!(
+                    "the Management API answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                )
+                .into());
+            }
+            Ok(())
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .context("the Management API did not answer in time")?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_credential_types::Credentials;
+
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_https_except_on_loopback() {
+        let access = || {
+            AwsAccess::new(
+                Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
+                "eu-west-1",
+                None,
+            )
+        };
+        for ok in [
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/live",
+            "http://127.0.0.1:9001/live",
+            "http://localhost:9001",
+        ] {
+            assert!(Management::new(ok, access()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://abc123.execute-api.eu-west-1.amazonaws.com/live",
+            "wss://x",
+            "",
+        ] {
+            assert!(Management::new(bad, access()).is_err(), "{bad}");
+        }
+    }
+}
