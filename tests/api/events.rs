@@ -231,6 +231,7 @@ const OTHER_SAMPLES: &[&str] = &[
     "realtime/connect.json",
     "realtime/default.json",
     "realtime/disconnect.json",
+    "retention/schedule.json",
 ];
 
 #[test]
@@ -523,6 +524,30 @@ async fn realtime_samples_connect_ping_and_disconnect(db: PgPool) {
         200
     );
     assert_eq!(connections().await, 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn retention_sample_runs_every_rule(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    app.user("ada@example.com").await;
+    // Ada's welcome went out eight days ago.
+    sqlx::query("UPDATE outbox SET sent_at = now() - interval '8 days'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let event = serde_json::from_str(&load("retention/schedule.json")).unwrap();
+    let state = retention::State {
+        db: db.clone(),
+        policy: retention::Policy::default(),
+    };
+    let report = retention::handle(
+        &state,
+        lambda_runtime::LambdaEvent::new(event, Default::default()),
+    )
+    .await
+    .unwrap();
+    assert!(report.outbox >= 1, "{report:?}");
+    assert!(!report.unfinished);
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -24,6 +24,7 @@ mod platform;
 mod pooler;
 mod realtime;
 mod recovery;
+mod retention;
 mod task_plans;
 mod tasks;
 mod tokens;

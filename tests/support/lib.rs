@@ -192,6 +192,7 @@ pub const START_UPS: &[(&str, StartUp)] = &[
         payments_reconcile::State::from_env().map(drop)
     }),
     ("realtime", || ::realtime::State::from_env().map(drop)),
+    ("retention", || retention::State::from_env().map(drop)),
     ("migrate", || migrate::State::from_env().map(drop)),
 ];
 
