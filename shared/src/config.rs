@@ -95,6 +95,51 @@ pub fn optional(name: &'static str) -> Option<String> {
     var(name).filter(|v| !v.trim().is_empty())
 }
 
+/// The host of a `scheme://[user@]host[:port]/...` URL (IPv6 hosts keep their
+/// brackets), if it has one.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        &host_port[..=host_port.find(']')?]
+    } else {
+        host_port.split(':').next()?
+    };
+    Some(host).filter(|h| !h.is_empty())
+}
+
+/// Whether `url`'s host is this machine (where emulators and fakes listen in
+/// development and tests).
+pub fn is_loopback(url: &str) -> bool {
+    matches!(url_host(url), Some("127.0.0.1" | "localhost" | "[::1]"))
+}
+
+/// Checks that `url` (variable `name`) uses the `secure` scheme (`https`, `wss`), or the
+/// `plain` one (`http`, `ws`) on loopback only.
+pub fn check_secure_url(
+    name: &'static str,
+    url: &str,
+    secure: &str,
+    plain: &str,
+) -> Result<(), ConfigError> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let ok = url_host(url).is_some()
+        && match scheme.as_deref() {
+            Some(s) if s == secure => true,
+            Some(s) if s == plain => is_loopback(url),
+            _ => false,
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be a {secure}:// URL ({plain}:// only on loopback)"),
+        })
+    }
+}
+
 /// Reads and parses a variable, falling back to `default` when unset.
 pub fn parse_or<T>(name: &'static str, default: T) -> Result<T, ConfigError>
 where
@@ -116,6 +161,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secure_urls_are_required_except_on_loopback() {
+        assert_eq!(
+            url_host("https://user:pw@db.example.com:5432/app?x=1"),
+            Some("db.example.com")
+        );
+        assert_eq!(url_host("http://[::1]:8420/v1"), Some("[::1]"));
+        assert_eq!(url_host("postgres:///app"), None);
+        for ok in [
+            "https://api.stripe.com",
+            "http://127.0.0.1:8420",
+            "http://localhost:9001/live",
+            "http://[::1]:80",
+            "HTTPS://auth.example.com",
+        ] {
+            assert!(check_secure_url("X", ok, "https", "http").is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.stripe.com",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example/",
+            "http://evil.example/?127.0.0.1",
+            "http://127.0.0.1@evil.example",
+            "ftp://127.0.0.1",
+            "api.stripe.com",
+            "https://",
+            "",
+        ] {
+            assert!(
+                check_secure_url("X", bad, "https", "http").is_err(),
+                "{bad}"
+            );
+        }
+        assert!(check_secure_url("X", "wss://a.example/live", "wss", "ws").is_ok());
+        assert!(check_secure_url("X", "ws://a.example/live", "wss", "ws").is_err());
+    }
 
     #[test]
     fn a_scope_serves_its_own_variables_and_records_what_was_read() {

@@ -17,7 +17,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::config::{ConfigError, parse_or, required};
+use crate::config::{self, ConfigError, parse_or, required};
 
 /// Where and how to reach Postgres.
 #[derive(Clone)]
@@ -49,12 +49,42 @@ impl DatabaseConfig {
                 reason: "must start with postgres:// or postgresql://".into(),
             });
         }
+        check_tls(var, &url)?;
         Ok(Self {
             var,
             url: SecretString::from(url),
             max_connections: parse_or("DATABASE_MAX_CONNECTIONS", 2)?,
             acquire_timeout: Duration::from_millis(parse_or("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?),
         })
+    }
+}
+
+/// A database off this machine is reached over TLS that verifies its certificate and
+/// host name (`sslmode=verify-full`, against the webpki roots sqlx links): anything less
+/// lets whoever sits on the path read the password and every row. Loopback (development,
+/// tests) may connect in the clear.
+fn check_tls(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    if config::url_host(url).is_none_or(|_| config::is_loopback(url)) {
+        // No host: a Unix socket on this machine.
+        return Ok(());
+    }
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    // The last one wins, as libpq reads it.
+    let mode = query
+        .rsplit('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| key.eq_ignore_ascii_case("sslmode"))
+        .map(|(_, value)| value);
+    match mode {
+        Some("verify-full") => Ok(()),
+        found => Err(ConfigError::Invalid {
+            name: var,
+            reason: format!(
+                "a database on another host needs sslmode=verify-full (found {}): the \
+                 connection must verify the server's certificate and host name",
+                found.map_or("none".to_owned(), |m| format!("sslmode={m}"))
+            ),
+        }),
     }
 }
 
@@ -120,5 +150,37 @@ pub fn foreign_key_violation(err: &sqlx::Error) -> Option<&str> {
             db.constraint()
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_database_needs_verified_tls() {
+        for ok in [
+            "postgres://app:pw@127.0.0.1:5432/app",
+            "postgres://app@localhost/app?sslmode=disable",
+            "postgres:///app?host=/var/run/postgresql",
+            "postgres://app:pw@ep-x-pooler.eu-central-1.aws.neon.tech/app?sslmode=verify-full",
+            "postgresql://app:pw@db.example.com/app?application_name=x&sslmode=verify-full",
+        ] {
+            assert!(check_tls("DATABASE_URL", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "postgres://app:pw@db.example.com/app",
+            "postgres://app:pw@db.example.com/app?sslmode=require",
+            "postgres://app:pw@db.example.com/app?sslmode=verify-ca",
+            "postgres://app:pw@db.example.com/app?sslmode=verify-full&sslmode=disable",
+            "postgres://app:pw@127.0.0.1.example.com/app",
+        ] {
+            let refused = check_tls("DATABASE_URL", bad).unwrap_err().to_string();
+            assert!(refused.contains("verify-full"), "{bad}: {refused}");
+            assert!(
+                !refused.contains("pw"),
+                "the reason never shows the URL: {refused}"
+            );
+        }
     }
 }

@@ -16,7 +16,9 @@ use api_tests::START_UPS as FUNCTIONS;
 /// A valid value for every variable any function reads.
 fn valid(name: &str) -> &'static str {
     match name {
-        "DATABASE_URL" | "DATABASE_DIRECT_URL" => "postgres://app:secret@db.example.com/app",
+        "DATABASE_URL" | "DATABASE_DIRECT_URL" => {
+            "postgres://app:secret@db.example.com/app?sslmode=verify-full"
+        }
         "DATABASE_MAX_CONNECTIONS" => "2",
         "DATABASE_ACQUIRE_TIMEOUT_MS" => "5000",
         "JWT_SECRET" => api_tests::JWT_SECRET,
@@ -315,6 +317,38 @@ async fn bad_configuration_stops_start_up_naming_the_variable() {
     let cases: &[(&str, &str, Option<&str>)] = &[
         ("auth", "DATABASE_URL", None),
         ("auth", "DATABASE_URL", Some("mysql://nope")),
+        // Another host in the clear, or over TLS that checks nothing.
+        (
+            "auth",
+            "DATABASE_URL",
+            Some("postgres://app:secret@db.example.com/app"),
+        ),
+        (
+            "tasks",
+            "DATABASE_URL",
+            Some("postgres://app:secret@db.example.com/app?sslmode=require"),
+        ),
+        (
+            "migrate",
+            "DATABASE_DIRECT_URL",
+            Some("postgres://app:secret@db.example.com/app?sslmode=prefer"),
+        ),
+        ("auth", "BETTER_AUTH_URL", Some("http://auth.example.com")),
+        (
+            "users",
+            "BETTER_AUTH_JWKS_URL",
+            Some("http://auth.example.com/api/auth/jwks"),
+        ),
+        (
+            "notifications",
+            "REALTIME_URL",
+            Some("ws://abc.example.com/live"),
+        ),
+        (
+            "notify-worker",
+            "REALTIME_MANAGEMENT_URL",
+            Some("http://abc.example.com/live"),
+        ),
         ("auth", "JWT_SECRET", Some("too-short")),
         ("auth", "REFRESH_REUSE_WINDOW_SECONDS", Some("61")),
         ("auth", "SESSION_MAX_LIFETIME_SECONDS", Some("0")),

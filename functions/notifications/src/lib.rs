@@ -55,10 +55,8 @@ pub fn realtime_url_from_env() -> Result<Option<String>, ConfigError> {
     let Some(url) = shared::config::optional("REALTIME_URL") else {
         return Ok(None);
     };
-    let loopback = ["ws://127.0.0.1:", "ws://localhost:", "ws://[::1]:"];
-    let valid = (url.starts_with("wss://") && url.len() > "wss://".len())
-        || loopback.iter().any(|p| url.starts_with(p));
-    if !valid || url.contains(['?', '#', ' ']) {
+    shared::config::check_secure_url("REALTIME_URL", &url, "wss", "ws")?;
+    if url.contains(['?', '#', ' ']) {
         return Err(ConfigError::Invalid {
             name: "REALTIME_URL",
             reason: "must be a wss:// URL without a query (ws:// only on loopback)".into(),

@@ -40,7 +40,7 @@ use sqlx::PgPool;
 use tokio::sync::Mutex;
 
 use crate::{
-    config::{ConfigError, optional, parse_or},
+    config::{ConfigError, check_secure_url, optional, parse_or},
     db::unique_violation,
     http::{client::ClientInfo, error::ApiError},
     identity::{
@@ -84,15 +84,14 @@ impl BetterAuthConfig {
             return Ok(None);
         };
         let url = url.trim().trim_end_matches('/').to_owned();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: "BETTER_AUTH_URL",
-                reason: "must be an http(s) URL".into(),
-            });
-        }
+        // The keys that vouch for every Better Auth token: never fetched in the clear
+        // (a loopback provider in development and tests excepted).
+        check_secure_url("BETTER_AUTH_URL", &url, "https", "http")?;
+        let jwks_url =
+            optional("BETTER_AUTH_JWKS_URL").unwrap_or_else(|| format!("{url}/api/auth/jwks"));
+        check_secure_url("BETTER_AUTH_JWKS_URL", &jwks_url, "https", "http")?;
         Ok(Some(Self {
-            jwks_url: optional("BETTER_AUTH_JWKS_URL")
-                .unwrap_or_else(|| format!("{url}/api/auth/jwks")),
+            jwks_url,
             issuer: optional("BETTER_AUTH_ISSUER").unwrap_or_else(|| url.clone()),
             audience: optional("BETTER_AUTH_AUDIENCE").unwrap_or_else(|| url.clone()),
             refetch_interval: Duration::from_secs(30),

@@ -61,21 +61,7 @@ pub fn webhook_secrets_from_env() -> Result<Vec<SecretString>, ConfigError> {
 }
 
 fn check_api_base(base: &str) -> Result<(), ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        name: "STRIPE_API_BASE",
-        reason: reason.to_owned(),
-    };
-    let uri: http::Uri = base.parse().map_err(|_| invalid("not a URL"))?;
-    let loopback = matches!(
-        uri.host(),
-        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-    );
-    match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if loopback => Ok(()),
-        Some("http") => Err(invalid("must be https except on loopback")),
-        _ => Err(invalid("must be an http(s) URL")),
-    }
+    config::check_secure_url("STRIPE_API_BASE", base, "https", "http")
 }
 
 #[cfg(test)]

@@ -55,17 +55,7 @@ impl std::fmt::Debug for Management {
 impl Management {
     /// The stage at `base` (`https://...amazonaws.com/{stage}`; `http` on loopback only).
     pub fn new(base: &str, access: AwsAccess) -> Result<Self, ConfigError> {
-        let invalid = |reason: &str| ConfigError::Invalid {
-            name: "REALTIME_MANAGEMENT_URL",
-            reason: reason.to_owned(),
-        };
-        let uri: http::Uri = base.parse().map_err(|_| invalid("not a URL"))?;
-        let loopback = matches!(uri.host(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        match uri.scheme_str() {
-            Some("https") => {}
-            Some("http") if loopback => {}
-            _ => return Err(invalid("must be an https URL (http only on loopback)")),
-        }
+        config::check_secure_url("REALTIME_MANAGEMENT_URL", base, "https", "http")?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             access,
