@@ -77,6 +77,25 @@ async fn docs_pages_are_served(db: PgPool) {
         redoc.text().contains(r#"spec-url="/openapi.json""#),
         "ReDoc loads our document"
     );
+    // A pinned release, refused by the browser if the CDN serves other bytes.
+    let page = redoc.text();
+    let pinned = format!(
+        r#"src="https://cdn.jsdelivr.net/npm/redoc@{}/bundles/redoc.standalone.js""#,
+        platform::docs::REDOC_VERSION
+    );
+    assert!(page.contains(&pinned), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"integrity="sha384-{}""#,
+            platform::docs::REDOC_SHA384
+        )),
+        "{page}"
+    );
+    assert!(page.contains(r#"crossorigin="anonymous""#));
+    assert!(
+        !page.contains("latest") && !page.contains("googleapis"),
+        "{page}"
+    );
 }
 
 /// `GET /docs/{file}` on the platform function with `headers`.

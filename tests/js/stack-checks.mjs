@@ -7,6 +7,8 @@
 //      so a card declined then a new attempt paid (what Stripe.js does, done here with the
 //      fake's secret key: localstripe's Stripe.js cannot confirm a card payment) end with
 //      the order confirmed and its ticket issued by the webhook alone;
+//   3b. /redoc's script: the pinned ReDoc release's bundle, as npm publishes it, has exactly
+//      the page's Subresource Integrity hash (else browsers would refuse it);
 //   4. in headless Chromium (Debian's, driven by playwright-core) on the frontend's origin:
 //      browser/upload.html must end with the upload ready, and browser/realtime.html must
 //      receive its order's "order confirmed" frame over the WebSocket gateway.
@@ -16,7 +18,11 @@
 // The page is served here on http://localhost:PAGE_PORT (default 3000, the frontend's
 // origin, which the stack's CORS_ALLOWED_ORIGINS and the bucket's CORS must allow).
 import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
+import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
@@ -170,6 +176,27 @@ let freeEvent;
   assert.equal(paid.paid_minor, 2500);
   assert.equal(paid.tickets.length, 1);
   console.log(`payments: declined, started over and paid through ${stripe}; order confirmed by the webhook`);
+}
+
+// 3b. ReDoc's pinned bundle matches its integrity hash.
+{
+  const page = await (await fetch(`${api}/redoc`)).text();
+  const [, version] = page.match(/npm\/redoc@([0-9.]+)\/bundles\/redoc\.standalone\.js/) ?? [];
+  const [, integrity] = page.match(/integrity="(sha384-[^"]+)"/) ?? [];
+  assert.ok(version && integrity, `/redoc pins a version with its integrity: ${page}`);
+  const dir = await mkdtemp(join(tmpdir(), "redoc-"));
+  try {
+    const tarball = execFileSync("npm", ["pack", `redoc@${version}`, "--silent", "--pack-destination", dir], {
+      encoding: "utf8",
+    }).trim().split("\n").pop();
+    execFileSync("tar", ["-xzf", join(dir, tarball), "-C", dir, "package/bundles/redoc.standalone.js"]);
+    const bundle = await readFile(join(dir, "package/bundles/redoc.standalone.js"));
+    const actual = `sha384-${createHash("sha384").update(bundle).digest("base64")}`;
+    assert.equal(integrity, actual, `redoc@${version}'s bundle hash`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  console.log(`docs: /redoc loads redoc@${version} with a matching integrity hash`);
 }
 
 const pages = {

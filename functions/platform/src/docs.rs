@@ -6,8 +6,10 @@
 //! `UPDATE_OPENAPI=1 cargo test -p api-tests --test api openapi` rewrites it. Serving
 //! the committed text means nothing is built at cold start or on the first request,
 //! and this binary links none of the other functions. Swagger UI's three files are
-//! embedded gzipped by `build.rs` and sent as they are; ReDoc comes from its CDN, as
-//! the docs CSP in `shared::http` allows.
+//! embedded gzipped by `build.rs` and sent as they are; ReDoc's bundle comes from a CDN
+//! at a pinned version with Subresource Integrity ([`REDOC_VERSION`]), so the browser
+//! refuses it if the CDN ever serves other bytes (`scripts/test stack` checks the hash
+//! against the npm package).
 
 use axum::{
     Router,
@@ -54,13 +56,19 @@ impl Modify for BearerAuth {
     }
 }
 
-/// What the documentation pages need: Swagger UI's own files; ReDoc's script and fonts
-/// from their CDNs and its inline start-up script; calls back to this API only. Every
-/// other response keeps `shared::http`'s policy, which allows nothing.
-const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.redoc.ly; \
-     style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; \
-     img-src 'self' data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; \
+/// What the documentation pages need: Swagger UI's own files; ReDoc's pinned bundle
+/// from jsDelivr (checked by its integrity hash) and the styles it injects; calls back to
+/// this API only. No web fonts: the pages use the system's. Every other response keeps
+/// `shared::http`'s policy, which allows nothing.
+const CSP_DOCS: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; worker-src blob:; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The ReDoc release the `/redoc` page loads, and the SHA-384 of its
+/// `bundles/redoc.standalone.js` (as published to npm, which jsDelivr serves unchanged).
+pub const REDOC_VERSION: &str = "2.5.4";
+/// See [`REDOC_VERSION`]; change both together.
+pub const REDOC_SHA384: &str = "w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5";
 
 /// `/docs` (Swagger UI) and `/redoc` (ReDoc), with the docs' content security policy.
 fn pages() -> Router {
@@ -127,12 +135,13 @@ const REDOC_HTML: &str = r#"<!DOCTYPE html>
     <meta charset="utf-8" />
     <title>Backend API - ReDoc</title>
     <meta name="viewport" content="width=device-width, initial-scale=1" />
-    <link href="https://fonts.googleapis.com/css?family=Montserrat:300,400,700|Roboto:300,400,700" rel="stylesheet" />
     <style>body { margin: 0; padding: 0; }</style>
   </head>
   <body>
     <redoc spec-url="/openapi.json"></redoc>
-    <script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
+    <script src="https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js"
+      integrity="sha384-w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5"
+      crossorigin="anonymous" referrerpolicy="no-referrer"></script>
   </body>
 </html>
 "#;
