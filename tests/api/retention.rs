@@ -92,9 +92,12 @@ async fn each_rule_deletes_what_is_past_its_period_and_keeps_the_rest(db: PgPool
            ('old', '00000000-0000-7000-8000-000000000001', NULL, now() - interval '1 minute'),
            ('keep', '00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-0000000000b3', now() + interval '1 hour');
 
-         -- Append-only and never touched here.
+         -- The audit log's months from three years ago (migrations start at this month),
+         -- with an event in the oldest and one ten days ago.
+         SELECT audit_events_maintain(now() - interval '3 years', interval '100 years');
          INSERT INTO audit_events (id, occurred_at, kind) VALUES
-           ('00000000-0000-7000-8000-0000000000f1', now() - interval '3 years', 'login_succeeded');",
+           ('00000000-0000-7000-8000-0000000000f1', now() - interval '3 years', 'login_failed'),
+           ('00000000-0000-7000-8000-0000000000f2', now() - interval '10 days', 'login_succeeded');",
     )
     .await;
 
@@ -165,8 +168,46 @@ async fn each_rule_deletes_what_is_past_its_period_and_keeps_the_rest(db: PgPool
     );
     assert_eq!(
         ids(&db, "SELECT kind FROM audit_events").await,
-        ["login_succeeded"]
+        ["login_succeeded"],
+        "the months past 400 days went whole; the recent one stays"
     );
+    let months: Vec<String> = ids(
+        &db,
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'audit_events'::regclass AND c.relname <> 'audit_events_default'
+         ORDER BY 1",
+    )
+    .await;
+    let oldest_kept: String = sqlx::query_scalar(
+        "SELECT 'audit_events_' || to_char(date_trunc('month', (now() - interval '400 days') AT TIME ZONE 'UTC'), 'YYYY_MM')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(months.first(), Some(&oldest_kept), "{months:?}");
+    let ahead: String = sqlx::query_scalar(
+        "SELECT 'audit_events_' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months', 'YYYY_MM')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        months.last(),
+        Some(&ahead),
+        "the next three months exist ahead"
+    );
+    let dropped = report["audit_partitions"].as_u64().unwrap();
+    assert!(
+        (20..=24).contains(&dropped),
+        "about 3 years less 400 days of months: {dropped}"
+    );
+    // Still append-only between drops.
+    for statement in ["DELETE FROM audit_events", "TRUNCATE audit_events"] {
+        assert!(
+            sqlx::query(statement).execute(&db).await.is_err(),
+            "{statement}"
+        );
+    }
 
     let expected = Report {
         sessions: 2,
@@ -179,6 +220,7 @@ async fn each_rule_deletes_what_is_past_its_period_and_keeps_the_rest(db: PgPool
         stripe_events: 1,
         realtime_tickets: 1,
         realtime_connections: 1,
+        audit_partitions: dropped,
         unfinished: false,
     };
     assert_eq!(report, serde_json::to_value(expected).unwrap());

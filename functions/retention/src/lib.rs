@@ -16,10 +16,12 @@
 //! - idempotency keys after 24 hours (a client retries within minutes);
 //! - Stripe event ids after 30 days (Stripe stops redelivering after 3);
 //! - connect tickets an hour after they expired, and WebSocket connections past their
-//!   2-hour lifetime.
+//!   2-hour lifetime;
+//! - the audit log after 400 days, a whole month at a time: it is partitioned by month
+//!   and append-only, so `audit_events_maintain` (a migration's SQL function) drops the
+//!   months wholly past retention and creates the coming months' partitions ahead.
 //!
-//! The throttle counters are purged by `outbox-relay`'s tick; the audit log, append-only,
-//! is not touched here.
+//! The throttle counters are purged by `outbox-relay`'s tick.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,8 @@ pub struct Policy {
     pub idempotency_keys: Duration,
     /// Stripe event ids (`RETENTION_STRIPE_EVENTS_DAYS`, 30).
     pub stripe_events: Duration,
+    /// Audit events (`RETENTION_AUDIT_DAYS`, 400, at least 90).
+    pub audit: Duration,
 }
 
 impl Default for Policy {
@@ -66,6 +70,7 @@ impl Default for Policy {
             uploads: Duration::from_secs(30 * DAY),
             idempotency_keys: Duration::from_secs(DAY),
             stripe_events: Duration::from_secs(30 * DAY),
+            audit: Duration::from_secs(400 * DAY),
         }
     }
 }
@@ -101,6 +106,13 @@ impl Policy {
                 reason: "must be at least 1 hour".into(),
             });
         }
+        let audit = days("RETENTION_AUDIT_DAYS", base.audit)?;
+        if audit < Duration::from_secs(90 * DAY) {
+            return Err(ConfigError::Invalid {
+                name: "RETENTION_AUDIT_DAYS",
+                reason: "must be at least 90: security reviews look back months".into(),
+            });
+        }
         Ok(Self {
             sessions: days("RETENTION_SESSIONS_DAYS", base.sessions)?,
             outbox: days("RETENTION_OUTBOX_DAYS", base.outbox)?,
@@ -109,6 +121,7 @@ impl Policy {
             uploads: days("RETENTION_UPLOADS_DAYS", base.uploads)?,
             idempotency_keys: Duration::from_secs(hours * 3600),
             stripe_events: days("RETENTION_STRIPE_EVENTS_DAYS", base.stripe_events)?,
+            audit,
         })
     }
 }
@@ -154,6 +167,8 @@ pub struct Report {
     pub realtime_tickets: u64,
     /// WebSocket connections.
     pub realtime_connections: u64,
+    /// Monthly audit log partitions dropped.
+    pub audit_partitions: u64,
     /// Whether the budget ran out before every rule was done (the next run goes on).
     pub unfinished: bool,
 }
@@ -285,6 +300,14 @@ pub async fn run(db: &PgPool, policy: &Policy, budget: Duration) -> Result<Repor
             BATCH,
         )
     );
+    // The audit log: whole months, first, since it needs no batches.
+    let dropped = sqlx::query_scalar!(
+        r#"SELECT audit_events_maintain(now(), make_interval(secs => $1)) AS "dropped!""#,
+        secs(policy.audit),
+    )
+    .fetch_one(db)
+    .await?;
+    report.audit_partitions = u64::try_from(dropped).unwrap_or_default();
     rule!(
         realtime_connections,
         sqlx::query!(
@@ -320,6 +343,7 @@ mod tests {
         for (name, value) in [
             ("RETENTION_PROCESSED_MESSAGES_DAYS", "14"),
             ("RETENTION_SESSIONS_DAYS", "0"),
+            ("RETENTION_AUDIT_DAYS", "30"),
             ("RETENTION_IDEMPOTENCY_HOURS", "0"),
             ("RETENTION_UPLOADS_DAYS", "soon"),
         ] {
