@@ -16,6 +16,7 @@ mod events;
 mod events_api;
 mod headers;
 mod hostile_input;
+mod metrics;
 mod notifications;
 mod orders;
 mod outbox;

@@ -2,7 +2,8 @@
 //!
 //! Layout: [`profile`] is self-service (`/users/me`: show, rename, change password,
 //! delete); [`admin`] is the admin directory (`/users`, `/users/{id}`); [`audit_log`]
-//! serves the security audit log to admins. The account view and the rules every change
+//! serves the security audit log to admins; [`metrics`] the application's gauges
+//! (`/metrics`). The account view and the rules every change
 //! keeps (there is always an admin) live in `shared::identity::accounts`. `main.rs`
 //! builds [`AppState`] once per cold start and serves [`router`].
 //!
@@ -13,12 +14,18 @@
 
 pub mod admin;
 pub mod audit_log;
+pub mod metrics;
 pub mod profile;
+
+use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use shared::{
+    config::{ConfigError, optional},
     identity::{guard::AuthState, throttle::Lockout, tokens::TokenConfig},
+    messaging::Publisher,
     realtime::management::Management,
+    sigv4::AwsAccess,
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -35,6 +42,8 @@ pub struct AppState {
     /// Closes a user's WebSocket connections when their sessions, role or account end
     /// (none: rows only).
     pub realtime: Option<Management>,
+    /// The queues whose depth `/metrics` reports, by name.
+    pub queues: Arc<[(&'static str, Publisher)]>,
 }
 
 impl AppState {
@@ -45,7 +54,14 @@ impl AppState {
             db,
             lockout: Lockout::default(),
             realtime: None,
+            queues: Arc::new([]),
         }
+    }
+
+    /// With the queues `/metrics` reports.
+    pub fn with_queues(mut self, queues: Vec<(&'static str, Publisher)>) -> Self {
+        self.queues = queues.into();
+        self
     }
 
     /// With the WebSocket API's Management API, to close connections.
@@ -66,14 +82,41 @@ shared::api_routes!(AppState, ApiDoc;
     [profile::change_password],
     [admin::show, admin::update, admin::delete],
     [audit_log::list],
+    [metrics::show],
 );
 
 /// The function as deployed: its state and CORS from the environment, loaded once per
 /// cold start (`main` serves it; tests load it from their own variables).
 pub fn from_env() -> Result<Router, shared::BoxError> {
     let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
-    let state = AppState::new(db, &TokenConfig::from_env()?).with_realtime(Management::from_env()?);
+    let state = AppState::new(db, &TokenConfig::from_env()?)
+        .with_realtime(Management::from_env()?)
+        .with_queues(queues_from_env()?);
     Ok(shared::http::deployed(router(state))?)
+}
+
+/// The queues `/metrics` reports: each of `NOTIFICATIONS_QUEUE_URL`,
+/// `NOTIFICATIONS_DLQ_URL`, `UPLOAD_EVENTS_QUEUE_URL` and `UPLOAD_EVENTS_DLQ_URL` that is
+/// set.
+pub fn queues_from_env() -> Result<Vec<(&'static str, Publisher)>, ConfigError> {
+    let named = [
+        ("notifications", "NOTIFICATIONS_QUEUE_URL"),
+        ("notifications_dlq", "NOTIFICATIONS_DLQ_URL"),
+        ("upload_events", "UPLOAD_EVENTS_QUEUE_URL"),
+        ("upload_events_dlq", "UPLOAD_EVENTS_DLQ_URL"),
+    ];
+    let urls: Vec<(&'static str, String)> = named
+        .into_iter()
+        .filter_map(|(name, var)| optional(var).map(|url| (name, url)))
+        .collect();
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let access = AwsAccess::from_env()?;
+    Ok(urls
+        .into_iter()
+        .map(|(name, url)| (name, Publisher::new(access.clone(), url)))
+        .collect())
 }
 
 /// The function's router, at the same paths as behind API Gateway.

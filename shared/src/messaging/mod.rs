@@ -19,7 +19,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 #[cfg(feature = "sqs")]
-pub use publisher::Publisher;
+pub use publisher::{Publisher, QueueDepth};
 
 use crate::config::{ConfigError, required};
 

@@ -30,7 +30,16 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest SQS answer read (a batch answer is a few kilobytes).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// Sends messages to one queue. Cheap to clone.
+/// A queue's depth, as SQS approximates it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    /// Waiting to be received.
+    pub visible: u64,
+    /// Received and not yet deleted (being handled, or about to come back).
+    pub in_flight: u64,
+}
+
+/// Sends messages to one queue (and reads its depth). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Publisher {
     inner: Arc<Inner>,
@@ -104,6 +113,37 @@ impl Publisher {
             .iter()
             .filter_map(|f| Uuid::parse_str(&f.id).ok())
             .collect())
+    }
+
+    /// How many messages wait on the queue and how many are being handled
+    /// (`GetQueueAttributes`), for the metrics snapshot.
+    pub async fn depth(&self) -> anyhow::Result<QueueDepth> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(rename = "Attributes", default)]
+            attributes: std::collections::HashMap<String, String>,
+        }
+        let payload = json!({
+            "QueueUrl": self.inner.queue_url,
+            "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        });
+        let answer = self
+            .call("GetQueueAttributes", &payload)
+            .await
+            .context("SQS GetQueueAttributes failed")?;
+        let answer: Answer =
+            serde_json::from_slice(&answer).context("GetQueueAttributes answer")?;
+        let count = |name: &str| -> u64 {
+            answer
+                .attributes
+                .get(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default()
+        };
+        Ok(QueueDepth {
+            visible: count("ApproximateNumberOfMessages"),
+            in_flight: count("ApproximateNumberOfMessagesNotVisible"),
+        })
     }
 
     /// One signed call of the JSON protocol; the answer's body when it succeeded.
