@@ -99,3 +99,101 @@ mod tests {
         assert!(!filter.would_enable("aws_smithy_runtime::client", &Level::INFO));
     }
 }
+
+/// CloudWatch Embedded Metric Format: a metric is one JSON line on stdout, which
+/// CloudWatch Logs turns into a metric (no API call, no client, nothing to wait on).
+/// Namespace `Backend`, one dimension `Function` (the Lambda function's name, or
+/// `local`).
+pub mod metrics {
+    use serde_json::{Map, Value, json};
+
+    /// The namespace every metric of this application is in.
+    pub const NAMESPACE: &str = "Backend";
+
+    /// A metric's unit, as CloudWatch names it.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Unit {
+        /// A count of things.
+        Count,
+        /// A duration in seconds.
+        Seconds,
+        /// A duration in milliseconds.
+        Milliseconds,
+    }
+
+    impl Unit {
+        fn as_str(self) -> &'static str {
+            match self {
+                Self::Count => "Count",
+                Self::Seconds => "Seconds",
+                Self::Milliseconds => "Milliseconds",
+            }
+        }
+    }
+
+    /// The EMF line for these values (`[(name, value, unit)]`), with `extra` dimensions
+    /// beside `Function`.
+    pub fn line(values: &[(&str, f64, Unit)], extra: &[(&str, &str)]) -> String {
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+        let mut dimensions = vec!["Function".to_owned()];
+        let mut root = Map::new();
+        root.insert("Function".into(), Value::String(function));
+        for (name, value) in extra {
+            dimensions.push((*name).to_owned());
+            root.insert((*name).to_owned(), Value::String((*value).to_owned()));
+        }
+        let metrics: Vec<Value> = values
+            .iter()
+            .map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
+        for (name, value, _) in values {
+            root.insert((*name).to_owned(), json!(value));
+        }
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp as i64,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [dimensions],
+                    "Metrics": metrics,
+                }],
+            }),
+        );
+        Value::Object(root).to_string()
+    }
+
+    /// Writes the EMF line to stdout (where Lambda sends it to CloudWatch Logs).
+    pub fn emit(values: &[(&str, f64, Unit)], extra: &[(&str, &str)]) {
+        println!("{}", line(values, extra));
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_line_is_embedded_metric_format() {
+            let line: Value = serde_json::from_str(&line(
+                &[
+                    ("RecordsProcessed", 9.0, Unit::Count),
+                    ("RecordsFailed", 1.0, Unit::Count),
+                ],
+                &[("Queue", "notifications")],
+            ))
+            .unwrap();
+            assert_eq!(line["RecordsProcessed"], 9.0);
+            assert_eq!(line["Queue"], "notifications");
+            let spec = &line["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(spec["Namespace"], "Backend");
+            assert_eq!(spec["Dimensions"], json!([["Function", "Queue"]]));
+            assert_eq!(
+                spec["Metrics"][1],
+                json!({"Name": "RecordsFailed", "Unit": "Count"})
+            );
+            assert!(line["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+            assert!(line["Function"].is_string());
+        }
+    }
+}

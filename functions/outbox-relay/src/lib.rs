@@ -4,13 +4,16 @@
 //!
 //! See `shared::outbox` for the protocol; this crate only drives [`shared::messaging::outbox::sweep`].
 //! The same tick also deletes rate-limit and lockout counters whose windows ended a day
-//! ago ([`shared::identity::throttle::purge_stale`]), so those tables stay small.
+//! ago ([`shared::identity::throttle::purge_stale`]), so those tables stay small, and
+//! reports the backlog (pending messages, the oldest one's age) as CloudWatch metrics in
+//! Embedded Metric Format, which the template's `OutboxAgeAlarm` watches.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use shared::{
     identity::throttle,
     messaging::{Publisher, Queue, outbox},
+    telemetry::metrics::{self, Unit},
 };
 use sqlx::PgPool;
 
@@ -49,6 +52,26 @@ pub async fn handle(
         failed = report.failed,
         "outbox sweep done"
     );
+    // The backlog as a metric (CloudWatch alarms on its oldest message's age).
+    match sqlx::query!(
+        r#"SELECT count(*) AS "pending!",
+                  coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) AS "oldest!"
+           FROM outbox WHERE sent_at IS NULL"#
+    )
+    .fetch_one(db)
+    .await
+    {
+        Ok(backlog) => metrics::emit(
+            &[
+                ("OutboxSent", report.sent as f64, Unit::Count),
+                ("OutboxFailed", report.failed as f64, Unit::Count),
+                ("OutboxPending", backlog.pending as f64, Unit::Count),
+                ("OutboxOldestSeconds", backlog.oldest, Unit::Seconds),
+            ],
+            &[],
+        ),
+        Err(err) => tracing::warn!(error = %err, "reading the outbox backlog failed"),
+    }
     // Housekeeping must not fail the sweep: the next tick tries again.
     match throttle::purge_stale(db).await {
         Ok(purged) => tracing::info!(purged, "stale throttle counters purged"),

@@ -52,22 +52,39 @@ where
     O: Debug,
 {
     let mut response = SqsBatchResponse::default();
+    let (mut handled, mut poison, mut retried) = (0_u32, 0_u32, 0_u32);
     for record in &batch.records {
         let message_id = record.message_id.clone().unwrap_or_default();
         match handle(record).await {
-            Ok(outcome) => tracing::info!(%message_id, ?outcome, "record handled"),
+            Ok(outcome) => {
+                handled += 1;
+                tracing::info!(%message_id, ?outcome, "record handled");
+            }
             Err(err) => {
                 match &err {
                     RecordError::Permanent(_) => {
+                        poison += 1;
                         tracing::error!(%message_id, error = %err, "poison record")
                     }
                     RecordError::Retryable(_) => {
+                        retried += 1;
                         tracing::warn!(%message_id, error = %err, "record will be retried")
                     }
                 }
                 response.add_failure(message_id);
             }
         }
+    }
+    if !batch.records.is_empty() {
+        use crate::telemetry::metrics::{Unit, emit};
+        emit(
+            &[
+                ("RecordsProcessed", f64::from(handled), Unit::Count),
+                ("RecordsPoison", f64::from(poison), Unit::Count),
+                ("RecordsRetried", f64::from(retried), Unit::Count),
+            ],
+            &[],
+        );
     }
     response
 }
