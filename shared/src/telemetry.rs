@@ -134,10 +134,14 @@ pub mod metrics {
     /// The EMF line for these values (`[(name, value, unit)]`), with `extra` dimensions
     /// beside `Function`.
     pub fn line(values: &[(&str, f64, Unit)], extra: &[(&str, &str)]) -> String {
-        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+        // Read once: the name does not change for the environment's life.
+        static FUNCTION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let function = FUNCTION.get_or_init(|| {
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into())
+        });
         let mut dimensions = vec!["Function".to_owned()];
         let mut root = Map::new();
-        root.insert("Function".into(), Value::String(function));
+        root.insert("Function".into(), Value::String(function.clone()));
         for (name, value) in extra {
             dimensions.push((*name).to_owned());
             root.insert((*name).to_owned(), Value::String((*value).to_owned()));

@@ -19,7 +19,7 @@ pub mod timestamp;
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderName, HeaderValue, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -167,17 +167,44 @@ async fn request_context(request: Request, next: Next) -> Response {
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(request).instrument(span.clone()))
         .await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms,
             "request finished"
         );
     });
+    request_metrics(response.status(), latency_ms);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// Whether this execution environment has answered a request yet.
+static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One Embedded Metric Format line per request: `Requests` and `Latency` by status class
+/// (`2xx`, `4xx`, `5xx`; few values, so few CloudWatch metrics), and `ColdStart` on an
+/// environment's first request.
+fn request_metrics(status: StatusCode, latency_ms: f64) {
+    use crate::telemetry::metrics::{Unit, emit};
+    let class = match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let cold = !WARM.swap(true, std::sync::atomic::Ordering::Relaxed);
+    emit(
+        &[
+            ("Requests", 1.0, Unit::Count),
+            ("Latency", latency_ms, Unit::Milliseconds),
+            ("ColdStart", if cold { 1.0 } else { 0.0 }, Unit::Count),
+        ],
+        &[("StatusClass", class)],
+    );
 }
 
 /// Declares an HTTP function's routes once, from its handlers' `#[utoipa::path]`, as
