@@ -310,9 +310,8 @@ async fn after_a_decline_the_buyer_starts_over_with_a_new_payment(db: PgPool) {
         first.as_str()
     );
 
-    stripe::pay(&first, "pm_card_chargeCustomerFail").await;
     webhooks
-        .wait_for("payment_intent.payment_failed", &first)
+        .pay_and_wait(&first, "pm_card_chargeCustomerFail")
         .await;
 
     // Starting over cancels the declined intent at Stripe and opens the next attempt,
@@ -359,8 +358,7 @@ async fn after_a_decline_the_buyer_starts_over_with_a_new_payment(db: PgPool) {
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
 
     // The new attempt pays; the order is confirmed once, and then is not payable again.
-    stripe::pay(&second, "pm_card_visa").await;
-    let delivery = webhooks.wait_for("payment_intent.succeeded", &second).await;
+    let delivery = webhooks.pay_and_wait(&second, "pm_card_visa").await;
     assert_eq!(
         delivery.answer["outcome"], "confirmed",
         "{}",
@@ -413,10 +411,7 @@ async fn a_payment_after_the_hold_takes_what_is_left_or_is_refunded(db: PgPool) 
 
     // The late payment of 2 finds 1 left: refunded, no tickets, the buyer told.
     let first_intent = first["payment"]["intent_id"].as_str().unwrap().to_owned();
-    stripe::pay(&first_intent, "pm_card_visa").await;
-    let delivery = webhooks
-        .wait_for("payment_intent.succeeded", &first_intent)
-        .await;
+    let delivery = webhooks.pay_and_wait(&first_intent, "pm_card_visa").await;
     assert_eq!(
         delivery.answer["outcome"], "refunding",
         "{}",
@@ -438,10 +433,7 @@ async fn a_payment_after_the_hold_takes_what_is_left_or_is_refunded(db: PgPool) 
 
     // The late payment of 1 finds its place still there.
     let second_intent = second["payment"]["intent_id"].as_str().unwrap().to_owned();
-    stripe::pay(&second_intent, "pm_card_visa").await;
-    let delivery = webhooks
-        .wait_for("payment_intent.succeeded", &second_intent)
-        .await;
+    let delivery = webhooks.pay_and_wait(&second_intent, "pm_card_visa").await;
     assert_eq!(
         delivery.answer["outcome"], "confirmed",
         "{}",
@@ -482,8 +474,7 @@ async fn paid_order(
         .await
         .json();
     let intent = order["payment"]["intent_id"].as_str().unwrap().to_owned();
-    stripe::pay(&intent, "pm_card_visa").await;
-    let delivery = webhooks.wait_for("payment_intent.succeeded", &intent).await;
+    let delivery = webhooks.pay_and_wait(&intent, "pm_card_visa").await;
     assert_eq!(
         delivery.answer["outcome"], "confirmed",
         "{}",

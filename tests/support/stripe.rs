@@ -220,6 +220,21 @@ impl Webhooks {
         Self { deliveries, server }
     }
 
+    /// Pays `intent` with `card` as Stripe.js would ([`pay`]), then waits for the
+    /// webhook that follows (`payment_intent.succeeded` for `pm_card_visa`, else
+    /// `payment_intent.payment_failed`) and returns the function's answer to it.
+    pub async fn pay_and_wait(&self, intent: &str, card: &str) -> Delivery {
+        pay(intent, card).await;
+        let kind = if card == "pm_card_visa" {
+            "payment_intent.succeeded"
+        } else {
+            "payment_intent.payment_failed"
+        };
+        let delivery = self.wait_for(kind, intent).await;
+        assert_eq!(delivery.status, StatusCode::OK, "{}", delivery.answer);
+        delivery
+    }
+
     /// Waits (up to 10 s: localstripe delivers after about a second) for a delivery of
     /// `kind` about `object` and returns it.
     pub async fn wait_for(&self, kind: &str, object: &str) -> Delivery {
