@@ -6,9 +6,9 @@ use std::time::Duration;
 use api_tests::{
     Response, TestApp,
     lambda::{invoke_processor, s3_put_event, schedule_event, sqs_batch},
-    s3::{SigningS3, moto_client, moto_target, storage},
+    s3::{self, SigningS3, moto_client, moto_target, storage},
 };
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -612,4 +612,136 @@ async fn the_sweep_expires_abandoned_uploads(db: PgPool) {
         invoke_processor(&processor, schedule_event()).await["expired"],
         0
     );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn objects_of_deleted_accounts_and_replaced_avatars_go_once_s3_confirms(db: PgPool) {
+    let app = TestApp::new(db.clone()).await;
+    let s3 = moto_client();
+    s3.create_bucket().bucket("uploads").send().await.ok();
+    let ada = app.user("ada@example.com").await;
+    let ada_id: uuid::Uuid = app.id_of(&ada.access_token).await.parse().unwrap();
+    // Ada's avatar and an attachment, both in the bucket; then a new avatar arrives.
+    let object = |purpose: &str| format!("{purpose}/{ada_id}/{}", uuid::Uuid::now_v7());
+    let (old_avatar, attachment, new_avatar) =
+        (object("avatar"), object("attachment"), object("avatar"));
+    for key in [&old_avatar, &attachment, &new_avatar] {
+        s3.put_object()
+            .bucket("uploads")
+            .key(key.as_str())
+            .content_type("image/png")
+            .body(PNG.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let insert = |key: String, purpose: &'static str, status: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, uuid::Uuid>(
+                "INSERT INTO uploads (id, owner_id, purpose, object_key, filename, content_type, size, status, url_expires_at)
+                 VALUES ($1, $2, $3::upload_purpose, $4, 'x.png', 'image/png', $5, $6::upload_status, now() + interval '10 minutes')
+                 RETURNING id",
+            )
+            .bind(uuid::Uuid::now_v7())
+            .bind(ada_id)
+            .bind(purpose)
+            .bind(key)
+            .bind(PNG.len() as i64)
+            .bind(status)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let old_id = insert(old_avatar.clone(), "avatar", "ready").await;
+    insert(attachment.clone(), "attachment", "ready").await;
+    let new_id = insert(new_avatar.clone(), "avatar", "pending").await;
+    sqlx::query("UPDATE users SET avatar_upload_id = $1 WHERE id = $2")
+        .bind(old_id)
+        .bind(ada_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let queued = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT object_key FROM object_deletions ORDER BY object_key",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+
+    // The new avatar is checked and becomes hers: the old one's object is queued, its row gone.
+    let processor = app.processor(moto_target(), "uploads");
+    let event = s3_put_event("uploads", &new_avatar, PNG.len() as u64);
+    let answer = invoke_processor(&processor, sqs_batch(&[event])).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    assert_eq!(queued().await, std::slice::from_ref(&old_avatar));
+    let old_row: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads WHERE id = $1")
+        .bind(old_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(old_row, 0);
+    let avatar: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT avatar_upload_id FROM users WHERE id = $1")
+            .bind(ada_id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(avatar, Some(new_id));
+
+    // Ada deletes her account: her remaining objects are queued in the same transaction.
+    let deleted = app
+        .call(Method::DELETE, "/api/v1/users/me")
+        .bearer(&ada.access_token)
+        .json(&json!({"current_password": api_tests::PASSWORD}))
+        .send()
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    let mut expected = vec![old_avatar.clone(), attachment.clone(), new_avatar.clone()];
+    expected.sort();
+    assert_eq!(queued().await, expected);
+
+    // S3 unreachable: nothing is lost, each is retried later.
+    let unreachable = s3::S3Target {
+        endpoint: "http://127.0.0.1:9".into(),
+        access_key: "test",
+        secret_key: "test",
+    };
+    let down = app.processor(unreachable, "uploads");
+    let report = invoke_processor(&down, schedule_event()).await;
+    assert_eq!(
+        (
+            report["objects_deleted"].as_u64(),
+            report["deletions_failed"].as_u64()
+        ),
+        (Some(0), Some(3))
+    );
+    assert_eq!(queued().await, expected, "still queued");
+    let attempts: Vec<i32> =
+        sqlx::query_scalar("SELECT attempts FROM object_deletions WHERE next_attempt_at > now()")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(attempts, [1, 1, 1], "each waits for its next attempt");
+
+    // Due again, with S3 back: deleted, and the queue is empty.
+    sqlx::query("UPDATE object_deletions SET next_attempt_at = now()")
+        .execute(&db)
+        .await
+        .unwrap();
+    let report = invoke_processor(&processor, schedule_event()).await;
+    assert_eq!(report["objects_deleted"], 3, "{report}");
+    assert!(queued().await.is_empty());
+    for key in &expected {
+        let gone = s3
+            .head_object()
+            .bucket("uploads")
+            .key(key.as_str())
+            .send()
+            .await;
+        assert!(gone.is_err(), "{key} is still in the bucket");
+    }
 }

@@ -19,6 +19,7 @@ use shared::{
         guard::Admin,
     },
     realtime::connections::{self, Whose},
+    uploads::deletions,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -233,6 +234,7 @@ pub async fn delete(
         .ok_or(ApiError::NotFound("user"))?;
     accounts::keep_an_admin(&admins, &target)?;
     let closing = connections::take(&mut *tx, Whose::all_of(id.0)).await?;
+    deletions::queue_owned_by(&mut *tx, id).await?;
     accounts::delete(&mut tx, id).await?;
     let event = AuditEvent::by(AuditKind::AccountDeleted, admin.id).on(id);
     audit::record(&mut *tx, &client, event).await?;

@@ -19,6 +19,7 @@ use shared::{
         throttle,
     },
     realtime::connections::{self, Whose},
+    uploads::deletions,
 };
 use utoipa::ToSchema;
 
@@ -247,6 +248,7 @@ pub async fn delete(
         .ok_or(ApiError::Unauthorized(GONE))?;
     accounts::keep_an_admin(&admins, &me)?;
     let closing = connections::take(&mut *tx, Whose::all_of(me.id.0)).await?;
+    deletions::queue_owned_by(&mut *tx, me.id).await?;
     accounts::delete(&mut tx, me.id).await?;
     let event = AuditEvent::by(AuditKind::AccountDeleted, me.id)
         .with(serde_json::json!({ "confirmed_by": proof }));

@@ -142,6 +142,15 @@ pub async fn mark_ready(db: &PgPool, expected: &Expected) -> anyhow::Result<Opti
         return Ok(None);
     }
     if expected.purpose == Purpose::Avatar {
+        // The avatar it replaces goes: its object queued for deletion, its row deleted.
+        let replaced = sqlx::query!(
+            "SELECT u.id, u.object_key FROM users us JOIN uploads u ON u.id = us.avatar_upload_id
+             WHERE us.id = $1 AND us.avatar_upload_id <> $2 FOR UPDATE OF us",
+            expected.owner_id.0,
+            expected.id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query!(
             "UPDATE users SET avatar_upload_id = $1, updated_at = now() WHERE id = $2",
             expected.id,
@@ -149,6 +158,12 @@ pub async fn mark_ready(db: &PgPool, expected: &Expected) -> anyhow::Result<Opti
         )
         .execute(&mut *tx)
         .await?;
+        if let Some(old) = replaced {
+            super::deletions::queue(&mut *tx, &old.object_key, "avatar_replaced").await?;
+            sqlx::query!("DELETE FROM uploads WHERE id = $1", old.id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     let message = NotificationMessage::upload_ready(expected.owner_id, &expected.filename);
     let pending = outbox::enqueue(&mut tx, &message).await?;

@@ -7,6 +7,7 @@
 //! without the S3 SDK client.
 
 pub mod arrivals;
+pub mod deletions;
 #[cfg(feature = "presign")]
 pub mod presign;
 
