@@ -235,10 +235,12 @@ impl Webhooks {
         delivery
     }
 
-    /// Waits (up to 10 s: localstripe delivers after about a second) for a delivery of
-    /// `kind` about `object` and returns it.
+    /// Waits (up to 60 s) for a delivery of `kind` about `object` and returns it.
+    /// localstripe delivers about a second after the change, but it rewrites its whole
+    /// store on its event loop after every write, so late in a full run, under a storm of
+    /// payments, its deliveries can queue for many seconds.
     pub async fn wait_for(&self, kind: &str, object: &str) -> Delivery {
-        for _ in 0..200 {
+        for _ in 0..1200 {
             let found = self
                 .deliveries
                 .lock()
