@@ -402,7 +402,9 @@ ensure_localstripe() {
   else
     command -v localstripe >/dev/null || die "localstripe not found: call 'ensure_venv localstripe' first"
     log "starting the Stripe fake (localstripe) on 127.0.0.1:$STRIPE_PORT"
-    start_bg localstripe "$LOG_DIR/localstripe.log" localstripe --port "$STRIPE_PORT" --from-scratch
+    # Through our wrapper: it fixes the fake's lost deliveries (scripts/stripe-fake.py).
+    start_bg localstripe "$LOG_DIR/localstripe.log" \
+      "$VENV_DIR/bin/python" "$REPO_ROOT/scripts/stripe-fake.py" --port "$STRIPE_PORT" --from-scratch
     wait_for_port 127.0.0.1 "$STRIPE_PORT" 60 "$BG_PID" localstripe "$LOG_DIR/localstripe.log"
   fi
   : "${STRIPE_API_BASE:=http://127.0.0.1:$STRIPE_PORT}"
