@@ -236,9 +236,9 @@ impl Webhooks {
     }
 
     /// Waits (up to 60 s) for a delivery of `kind` about `object` and returns it.
-    /// localstripe delivers about a second after the change, but it rewrites its whole
-    /// store on its event loop after every write, so late in a full run, under a storm of
-    /// payments, its deliveries can queue for many seconds.
+    /// localstripe delivers about a second after the change; the margin is for a full
+    /// run, where it rewrites its whole store on its event loop after every write and a
+    /// storm of payments makes deliveries queue.
     pub async fn wait_for(&self, kind: &str, object: &str) -> Delivery {
         for _ in 0..1200 {
             let found = self
