@@ -7,7 +7,8 @@
 //! never uses. A missing or malformed variable stops start-up with an error naming it;
 //! secrets are held in `secrecy::SecretString` so they never reach a log.
 //!
-//! Every read goes through [`var`]. Tests load a function's whole configuration from a
+//! Every read goes through [`var`], which also serves the secrets fetched from Secrets
+//! Manager at cold start (`secrets::load`) under the names of the variables they stand for. Tests load a function's whole configuration from a
 //! map of their own with [`with_vars`] (no process-wide environment to race on), which
 //! also reports each variable the loading looked at: that is how the README's table of
 //! variables is checked against what each function really reads.
@@ -16,6 +17,7 @@ use std::{
     cell::RefCell,
     collections::{BTreeSet, HashMap},
     str::FromStr,
+    sync::OnceLock,
 };
 
 /// The variables a [`with_vars`] scope serves, and the names looked up in it.
@@ -28,15 +30,28 @@ thread_local! {
     static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
 
-/// Reads a variable: the process environment, or the current [`with_vars`] scope.
+/// The values `secrets::load` fetched from Secrets Manager at cold start, by variable.
+static SECRETS: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
+
+/// Reads a variable: a secret fetched at cold start, else the process environment; or
+/// the current [`with_vars`] scope.
 pub fn var(name: &'static str) -> Option<String> {
     SCOPE.with_borrow_mut(|scope| match scope {
         Some(scope) => {
             scope.read.insert(name);
             scope.vars.get(name).cloned()
         }
-        None => std::env::var(name).ok(),
+        None => SECRETS
+            .get()
+            .and_then(|secrets| secrets.get(name).cloned())
+            .or_else(|| std::env::var(name).ok()),
     })
+}
+
+/// Installs the secrets fetched at cold start; [`var`] serves them from then on. Once
+/// per process: a second call changes nothing and returns false.
+pub fn install_secrets(values: HashMap<&'static str, String>) -> bool {
+    SECRETS.set(values).is_ok()
 }
 
 /// Runs `load` on this thread with `vars` as the whole environment, and returns what it
@@ -197,6 +212,23 @@ mod tests {
         }
         assert!(check_secure_url("X", "wss://a.example/live", "wss", "ws").is_ok());
         assert!(check_secure_url("X", "ws://a.example/live", "wss", "ws").is_err());
+    }
+
+    #[test]
+    fn installed_secrets_are_read_before_the_environment_once_per_process() {
+        // Names no other test reads: the secrets stay installed for this process.
+        const NAME: &str = "CONFIG_TEST_INSTALLED_SECRET";
+        assert_eq!(optional(NAME), None);
+        assert!(install_secrets(HashMap::from([(
+            NAME,
+            "from-the-secret".to_owned()
+        )])));
+        assert_eq!(required(NAME).unwrap(), "from-the-secret");
+        assert!(!install_secrets(HashMap::new()), "installed once");
+        assert_eq!(optional(NAME).as_deref(), Some("from-the-secret"));
+        // A test's scope is still the whole environment.
+        let (value, _) = with_vars(Vec::new(), || optional(NAME));
+        assert_eq!(value, None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   at fault;
 //! - [`telemetry`]: JSON logs, and the id of the request being handled;
 //! - [`db`]: the lazily connected pool sized for Lambda, constraint helpers;
-//! - `aws` (feature `aws`): the SDK settings every AWS client shares;
+//! - `aws` (feature `aws`): signed calls to AWS services without SDK clients;
+//! - `secrets` (feature `aws`): secrets from Secrets Manager, fetched at cold start;
 //! - `outbound` (feature `outbound`): the HTTPS client for a function's own calls;
 //! - `sigv4` (feature `sigv4`): signing AWS requests without an SDK client.
 //!
@@ -50,6 +51,8 @@ pub mod outbound;
 pub mod payments;
 #[cfg(feature = "realtime")]
 pub mod realtime;
+#[cfg(feature = "aws")]
+pub mod secrets;
 #[cfg(feature = "sigv4")]
 pub mod sigv4;
 

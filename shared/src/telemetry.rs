@@ -170,7 +170,48 @@ pub mod metrics {
 
     /// Writes the EMF line to stdout (where Lambda sends it to CloudWatch Logs).
     pub fn emit(values: &[(&str, f64, Unit)], extra: &[(&str, &str)]) {
-        println!("{}", line(values, extra));
+        let line = line(values, extra);
+        if let Some(captured) = CAPTURE.get() {
+            captured
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line.clone());
+        }
+        println!("{line}");
+    }
+
+    /// A business event happened (`Registrations`, `Logins`, `OrdersPlaced`, ...): a
+    /// count of one, after the transaction that made it true committed.
+    pub fn count(name: &str) {
+        emit(&[(name, 1.0, Unit::Count)], &[]);
+    }
+
+    /// Every line emitted from now on, also kept in memory (tests read what a function
+    /// really emitted; in Lambda nothing calls this).
+    static CAPTURE: std::sync::OnceLock<std::sync::Mutex<Vec<String>>> = std::sync::OnceLock::new();
+
+    /// Starts keeping emitted lines (for the whole process); returns how many were
+    /// kept before, so a test reads only what came after with [`captured_since`].
+    pub fn capture() -> usize {
+        CAPTURE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// The lines kept since [`capture`] returned `mark`.
+    pub fn captured_since(mark: usize) -> Vec<String> {
+        CAPTURE
+            .get()
+            .map(|c| {
+                c.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(mark..)
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
     }
 
     #[cfg(test)]

@@ -321,3 +321,89 @@ async fn the_scheduled_sweep_purges_stale_counters(db: PgPool) {
         "only Bob's fresh counters remain"
     );
 }
+
+/// Each user's writes of tasks, uploads and orders are budgeted in Postgres (here 3 a
+/// minute): the next is a 429 with `Retry-After`, concurrent writes cannot overshoot, reads
+/// stay free, and another user's budget is untouched.
+#[sqlx::test(migrations = "../migrations")]
+async fn each_user_has_a_budget_of_writes_and_reads_stay_free(db: PgPool) {
+    let app = TestApp::new(db).await.with_write_limit(Limit::per(3, 60));
+    let ada = app.user("ada@example.com").await.access_token;
+    let bob = app.user("bob@example.com").await.access_token;
+    let over = |r: &api_tests::Response| {
+        let problem = r.problem(StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(problem["status"], 429, "{problem}");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    };
+
+    // Tasks: a create, an edit and a delete spend the budget together.
+    let task: Value = app
+        .post("/api/v1/tasks", &json!({"title": "one"}), Some(&ada))
+        .await
+        .json();
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+    let edited = app.patch(&path, &json!({"title": "two"}), Some(&ada)).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text());
+    assert_eq!(
+        app.delete(&path, Some(&ada)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    over(
+        &app.post("/api/v1/tasks", &json!({"title": "4"}), Some(&ada))
+            .await,
+    );
+    assert_eq!(
+        app.get("/api/v1/tasks", Some(&ada)).await.status,
+        StatusCode::OK
+    );
+
+    // Bob's budget is his own, and ten at once spend exactly it.
+    let answers = join_all((0..10).map(|i| {
+        let body = json!({"title": format!("t{i}")});
+        let bob = bob.clone();
+        let app = &app;
+        async move { app.post("/api/v1/tasks", &body, Some(&bob)).await.status }
+    }))
+    .await;
+    let created = answers
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, refused), (3, 7), "{answers:?}");
+
+    // Uploads: three tickets, then 429.
+    let png =
+        json!({"filename": "a.png", "content_type": "image/png", "size": 100, "purpose": "avatar"});
+    for _ in 0..3 {
+        let r = app.post("/api/v1/uploads", &png, Some(&ada)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    over(&app.post("/api/v1/uploads", &png, Some(&ada)).await);
+
+    // Orders: three placed (whatever their keys), then 429; nothing held by the fourth.
+    let organizer = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(
+            &organizer,
+            None,
+            &[json!({"name": "Free", "price_minor": 0, "currency": "EUR", "quantity": 100})],
+        )
+        .await;
+    let line = json!({"event_id": event, "lines": [{"ticket_type_id": types[0], "quantity": 1}]});
+    let carl = app.user("carl@example.com").await;
+    for key in ["k1", "k2", "k3"] {
+        let r = app.order(&carl, key, &line).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    over(&app.order(&carl, "k4", &line).await);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(orders, 3);
+}

@@ -22,6 +22,14 @@ fn valid(name: &str) -> &'static str {
         "DATABASE_MAX_CONNECTIONS" => "2",
         "DATABASE_ACQUIRE_TIMEOUT_MS" => "5000",
         "JWT_SECRET" => api_tests::JWT_SECRET,
+        "DATABASE_URL_SECRET_ARN"
+        | "DATABASE_DIRECT_URL_SECRET_ARN"
+        | "JWT_SECRET_ARN"
+        | "STRIPE_SECRET_KEY_SECRET_ARN"
+        | "STRIPE_WEBHOOK_SECRETS_SECRET_ARN"
+        | "FIRST_ADMIN_PASSWORD_SECRET_ARN" => {
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/example-AbCdEf"
+        }
         "JWT_PREVIOUS_SECRETS" => "an-older-secret-an-older-secret-0123456",
         "JWT_ISSUER" => "backend",
         "JWT_AUDIENCE" => "backend-api",
@@ -46,6 +54,9 @@ fn valid(name: &str) -> &'static str {
         "RATE_LIMIT_REGISTER" => "10/3600",
         "RATE_LIMIT_REFRESH" => "120/60",
         "RATE_LIMIT_PASSWORD_RESET" => "10/3600",
+        "RATE_LIMIT_TASK_WRITES" => "120/60",
+        "RATE_LIMIT_UPLOADS" => "30/60",
+        "RATE_LIMIT_ORDERS" => "20/60",
         "FIRST_ADMIN_EMAIL" => "root@example.com",
         "FIRST_ADMIN_PASSWORD" => api_tests::PASSWORD,
         "MAIL_TRANSPORT" => "ses",
@@ -106,6 +117,9 @@ fn full() -> BTreeMap<String, String> {
         "RATE_LIMIT_REGISTER",
         "RATE_LIMIT_REFRESH",
         "RATE_LIMIT_PASSWORD_RESET",
+        "RATE_LIMIT_TASK_WRITES",
+        "RATE_LIMIT_UPLOADS",
+        "RATE_LIMIT_ORDERS",
         "FIRST_ADMIN_EMAIL",
         "FIRST_ADMIN_PASSWORD",
         "MAIL_TRANSPORT",
@@ -149,8 +163,11 @@ fn alternatives() -> [BTreeMap<String, String>; 2] {
     [local, region]
 }
 
-/// Loads `function` from `vars`: its result and the variables it looked at, with the
-/// logging settings every `main` reads first (`telemetry::init`).
+/// Loads `function` from `vars` as its `main` does: the logging settings first
+/// (`telemetry::init`), then the secrets named by ARN (`secrets::load`; here each stands
+/// in for its variable with a sample value instead of a fetch), then its settings. Returns
+/// the result and the variables it looked at, a variable read counting its
+/// `*_SECRET_ARN` as read too.
 fn load(function: &str, vars: &BTreeMap<String, String>) -> (Result<(), String>, BTreeSet<String>) {
     let (_, loader) = FUNCTIONS
         .iter()
@@ -165,11 +182,32 @@ fn load(function: &str, vars: &BTreeMap<String, String>) -> (Result<(), String>,
         main.contains("shared::telemetry::init();"),
         "{function}'s main starts logging first"
     );
-    let (result, read) = with_vars(vars.clone(), || {
+    let (references, _) = with_vars(vars.clone(), shared::secrets::references);
+    let references = match references {
+        Ok(references) => references,
+        Err(e) => return (Err(e.to_string()), BTreeSet::new()),
+    };
+    let mut fetched = vars.clone();
+    for (name, _) in references {
+        fetched.insert(name.to_owned(), valid(name).to_owned());
+        if name == "JWT_SECRET" {
+            fetched.insert(
+                "JWT_PREVIOUS_SECRETS".into(),
+                valid("JWT_PREVIOUS_SECRETS").into(),
+            );
+        }
+    }
+    let (result, read) = with_vars(fetched, || {
         shared::telemetry::LogSettings::from_env();
         loader().map_err(|e| e.to_string())
     });
-    (result, read.into_iter().map(str::to_owned).collect())
+    let mut read: BTreeSet<String> = read.into_iter().map(str::to_owned).collect();
+    for (name, arn) in shared::secrets::SECRET_VARS {
+        if read.contains(*name) {
+            read.insert((*arn).to_owned());
+        }
+    }
+    (result, read)
 }
 
 /// `variable -> functions` from the README's configuration table (rows used by functions;
@@ -359,6 +397,8 @@ async fn bad_configuration_stops_start_up_naming_the_variable() {
         ("auth", "REFRESH_REUSE_WINDOW_SECONDS", Some("61")),
         ("auth", "SESSION_MAX_LIFETIME_SECONDS", Some("0")),
         ("auth", "RATE_LIMIT_LOGIN", Some("lots")),
+        ("tasks", "RATE_LIMIT_TASK_WRITES", Some("0/60")),
+        ("orders", "RATE_LIMIT_ORDERS", Some("ten")),
         ("auth", "NOTIFICATIONS_QUEUE_URL", None),
         ("users", "JWT_SECRET", None),
         ("users", "JWT_PREVIOUS_SECRETS", Some("short")),
@@ -385,6 +425,12 @@ async fn bad_configuration_stops_start_up_naming_the_variable() {
         ("payments", "STRIPE_PUBLISHABLE_KEY", None),
         ("migrate", "DATABASE_DIRECT_URL", None),
         ("migrate", "FIRST_ADMIN_PASSWORD", Some("password")),
+        // A secret both in the environment and behind an ARN: which one is meant?
+        (
+            "tasks",
+            "DATABASE_URL_SECRET_ARN",
+            Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"),
+        ),
     ];
     for (function, name, value) in cases {
         let mut vars = full();

@@ -87,7 +87,14 @@ fn database_url(db: &PgPool) -> String {
     format!("{server}/{name}{query}")
 }
 
-fn start_watch(cargo_lambda: &str, port: u16, db_url: &str, queue_url: &str) -> Watch {
+/// The database URL and the JWT key reach the functions as in AWS: as the ARNs of
+/// secrets (on the emulator), which each binary's `main` fetches at cold start.
+struct SecretArns {
+    database_url: String,
+    jwt_secret: String,
+}
+
+fn start_watch(cargo_lambda: &str, port: u16, secrets: &SecretArns, queue_url: &str) -> Watch {
     use std::os::unix::process::CommandExt;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // Not under target/: CI may build elsewhere (CARGO_TARGET_DIR) and leave none here.
@@ -105,8 +112,11 @@ fn start_watch(cargo_lambda: &str, port: u16, db_url: &str, queue_url: &str) -> 
             &port.to_string(),
         ])
         .current_dir(&root)
-        .env("DATABASE_URL", db_url)
-        .env("JWT_SECRET", JWT_SECRET)
+        // Not inherited from the tests' own environment: values and ARNs exclude each other.
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env("DATABASE_URL_SECRET_ARN", &secrets.database_url)
+        .env("JWT_SECRET_ARN", &secrets.jwt_secret)
         .env("JWT_ISSUER", "backend")
         .env("JWT_AUDIENCE", "backend-api")
         .env("NOTIFICATIONS_QUEUE_URL", queue_url)
@@ -159,7 +169,11 @@ async fn the_api_works_through_cargo_lambda_watch(db: PgPool) {
     let queue = Queue::create().await;
     let _ = std::fs::remove_dir_all(mail_dir());
     let port = free_port();
-    let watch = start_watch(&cargo_lambda, port, &database_url(&db), &queue.url);
+    let secrets = SecretArns {
+        database_url: api_tests::secrets::create(&database_url(&db)).await,
+        jwt_secret: api_tests::secrets::create(JWT_SECRET).await,
+    };
+    let watch = start_watch(&cargo_lambda, port, &secrets, &queue.url);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20 * 60))

@@ -177,19 +177,28 @@ fn cors_lists_refuse_wildcards_and_non_origins() {
 }
 
 #[test]
-fn local_development_uses_the_templates_cors_list() {
+fn production_names_its_origins_and_local_development_uses_the_frontends() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let template = std::fs::read_to_string(format!("{root}/template.yaml")).unwrap();
     let dev = std::fs::read_to_string(format!("{root}/scripts/dev")).unwrap();
-    let section = &template[template.find("  CorsAllowedOrigins:").unwrap()..];
-    let default = section
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Default: "))
-        .unwrap();
+    // No default: a stage that forgot them must not email links to localhost or let a
+    // developer's page call production.
+    for parameter in ["  CorsAllowedOrigins:", "  AppBaseUrl:"] {
+        let section = &template[template.find(parameter).unwrap() + parameter.len()..];
+        let block: Vec<&str> = section
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+            .collect();
+        assert!(
+            !block.iter().any(|l| l.trim().starts_with("Default:")),
+            "{parameter} has a default: {block:?}"
+        );
+    }
     let local = dev
         .lines()
         .find_map(|l| l.trim().strip_prefix(": \"${CORS_ALLOWED_ORIGINS:="))
         .and_then(|l| l.strip_suffix("}\""))
         .unwrap();
-    assert_eq!(default, local);
+    assert_eq!(local, "http://localhost:3000");
 }

@@ -26,6 +26,7 @@ mod pooler;
 mod realtime;
 mod recovery;
 mod retention;
+mod secrets;
 mod task_plans;
 mod tasks;
 mod tokens;

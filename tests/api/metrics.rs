@@ -3,7 +3,7 @@
 
 use api_tests::{TestApp, lambda, sqs};
 use http::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 #[sqlx::test(migrations = "../migrations")]
@@ -131,4 +131,52 @@ async fn orders_are_counted_by_state(db: PgPool) {
         .await
         .json();
     assert_eq!(metrics["orders"]["confirmed"], 2, "{metrics}");
+}
+
+/// The EMF lines the functions really emit as they serve: the per-request metrics and
+/// the business counters, each a valid CloudWatch Embedded Metric Format document.
+#[sqlx::test(migrations = "../migrations")]
+async fn serving_emits_request_and_business_metrics(db: PgPool) {
+    use shared::telemetry::metrics;
+    let mark = metrics::capture();
+    let app = TestApp::new(db).await;
+    let buyer = app.user("ada@example.com").await; // registers and logs in
+    let wrong = app.login("ada@example.com", "not-the-password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let organizer = app.organizer("ana@example.com").await;
+    let (event, types) = app
+        .event_on_sale(
+            &organizer,
+            None,
+            &[json!({"name": "Free", "price_minor": 0, "currency": "EUR", "quantity": 10})],
+        )
+        .await;
+    let line = json!({"event_id": event, "lines": [{"ticket_type_id": types[0], "quantity": 1}]});
+    assert_eq!(
+        app.order(&buyer, "k-1", &line).await.status,
+        StatusCode::CREATED
+    );
+
+    let lines: Vec<Value> = metrics::captured_since(mark)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let emitted = |name: &str| {
+        lines.iter().any(|l| {
+            l[name].as_f64().is_some_and(|v| v > 0.0)
+                && l["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m["Name"] == name))
+        })
+    };
+    for name in [
+        "Registrations",
+        "Logins",
+        "LoginFailures",
+        "OrdersPlaced",
+        "Requests",
+        "Latency",
+    ] {
+        assert!(emitted(name), "no {name} metric among {lines:#?}");
+    }
 }

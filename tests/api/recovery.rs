@@ -442,7 +442,16 @@ async fn account_emails_go_out_through_ses(db: PgPool) {
     assert_eq!(tokens, 0);
 
     // Verified: the email goes out through SES with a working link.
-    aws_sdk_sesv2::Client::new(&shared::aws::sdk_config().unwrap())
+    let ses = aws_sdk_sesv2::Config::builder()
+        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+        .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .endpoint_url(api_tests::sqs::endpoint())
+        .http_client(api_tests::sdk_http_client())
+        .build();
+    aws_sdk_sesv2::Client::from_conf(ses)
         .create_email_identity()
         .email_identity(&from)
         .send()

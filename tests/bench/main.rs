@@ -930,8 +930,24 @@ fn binary(name: &str) -> PathBuf {
     Path::new(&target).join("release").join(name)
 }
 
+/// The ARNs a function started as in AWS gets instead of its database URL and JWT key.
+struct SecretArns {
+    database_url: String,
+    jwt_secret: String,
+}
+
 fn spawn_function(name: &str, api: &runtime_api::RuntimeApi, db_url: &str) -> Result<Child> {
-    Command::new(binary(name))
+    spawn_function_with(name, api, db_url, None)
+}
+
+fn spawn_function_with(
+    name: &str,
+    api: &runtime_api::RuntimeApi,
+    db_url: &str,
+    secrets: Option<&SecretArns>,
+) -> Result<Child> {
+    let mut command = Command::new(binary(name));
+    command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
@@ -959,7 +975,16 @@ fn spawn_function(name: &str, api: &runtime_api::RuntimeApi, db_url: &str) -> Re
         .env("MAIL_DIR", std::env::temp_dir().join("bench-mail"))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(secrets) = secrets {
+        command
+            .env_remove("DATABASE_URL")
+            .env_remove("JWT_SECRET")
+            .env("DATABASE_URL_SECRET_ARN", &secrets.database_url)
+            .env("JWT_SECRET_ARN", &secrets.jwt_secret)
+            .env("AWS_ENDPOINT_URL", api_tests::sqs::endpoint());
+    }
+    command
         .spawn()
         .with_context(|| format!("cannot start {} (built?)", binary(name).display()))
 }
@@ -974,10 +999,20 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// Time from process start to the first answer, in milliseconds.
 async fn cold_start(name: &str, event: &Value, db_url: &str) -> Result<f64> {
+    cold_start_with(name, event, db_url, None).await
+}
+
+/// [`cold_start`], the secrets fetched from Secrets Manager if `secrets` names them.
+async fn cold_start_with(
+    name: &str,
+    event: &Value,
+    db_url: &str,
+    secrets: Option<&SecretArns>,
+) -> Result<f64> {
     let mut api = runtime_api::RuntimeApi::start().await?;
     api.push(event).await;
     let t0 = Instant::now();
-    let mut child = spawn_function(name, &api, db_url)?;
+    let mut child = spawn_function_with(name, &api, db_url, secrets)?;
     let answer = api.answer(Duration::from_secs(20)).await;
     let _ = child.kill();
     let _ = child.wait();
@@ -1139,6 +1174,35 @@ async fn cold_starts_and_memory(rows: &mut Vec<Row>, db_url: &str, token: &str) 
     Ok(())
 }
 
+/// What fetching the secrets at cold start adds: `tasks` answering its first list with its
+/// database URL and JWT key as plain variables (local) and as ARNs (AWS: three
+/// `GetSecretValue` calls at once, current and previous JWT key and the URL), against
+/// the Secrets Manager emulator on loopback.
+async fn secret_fetch_cost(rows: &mut Vec<Row>, db_url: &str, token: &str) -> Result<()> {
+    let secrets = SecretArns {
+        database_url: api_tests::secrets::create(db_url).await,
+        jwt_secret: api_tests::secrets::create(api_tests::JWT_SECRET).await,
+    };
+    let event = http_event("GET", "/api/v1/tasks", Some(token));
+    let (mut plain, mut fetched) = (Vec::new(), Vec::new());
+    for _ in 0..COLD_STARTS {
+        plain.push(cold_start("tasks", &event, db_url).await?);
+        fetched.push(cold_start_with("tasks", &event, db_url, Some(&secrets)).await?);
+    }
+    let (plain, fetched) = (median(plain), median(fetched));
+    let mut r = row(
+        "cold start tasks with its secrets from Secrets Manager (emulator, loopback)",
+        format!(
+            "{fetched:.1} ms, against {plain:.1} ms with plain variables: +{:.1} ms",
+            fetched - plain
+        ),
+    );
+    r.floor = format!("{plain:.1} ms");
+    r.ratio = Some(fetched / plain);
+    rows.push(r);
+    Ok(())
+}
+
 fn binary_sizes(rows: &mut Vec<Row>) {
     let target = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
@@ -1196,6 +1260,9 @@ fn main() -> Result<()> {
         }
         if run("cold") {
             cold_starts_and_memory(&mut rows, &url, &token).await?;
+        }
+        if run("secrets") {
+            secret_fetch_cost(&mut rows, &url, &token).await?;
         }
         if run("login") {
             login_vs_argon2(&mut rows, &db).await?;

@@ -18,6 +18,7 @@ pub mod pooler;
 pub mod realtime;
 pub mod routes;
 pub mod s3;
+pub mod secrets;
 pub mod sqs;
 pub mod stripe;
 
@@ -41,6 +42,15 @@ pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 /// A password that satisfies the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The HTTPS client the tests' SDK clients use: rustls on ring (the SDK crates are built
+/// without a default client).
+pub fn sdk_http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The token settings tests use.
 pub fn token_config() -> TokenConfig {
     TokenConfig {
@@ -50,6 +60,7 @@ pub fn token_config() -> TokenConfig {
         audience: "backend-api".into(),
         access_ttl: Duration::from_secs(900),
         better_auth: None,
+        key_source: None,
     }
 }
 
@@ -336,6 +347,48 @@ impl TestApp {
             users::AppState::new(self.db.clone(), &self.config)
                 .with_realtime(Some(management.clone())),
         ));
+        self
+    }
+
+    /// The tasks, uploads and orders functions with `limit` as each user's budget of
+    /// writes (tests of the per-user limits; the others run with the deployed defaults).
+    pub fn with_write_limit(mut self, limit: shared::identity::throttle::Limit) -> Self {
+        let tasks = tasks::AppState::new(self.db.clone(), &self.config);
+        self.tasks = shared::http::app(tasks::router(tasks::AppState {
+            writes: shared::identity::throttle::WriteLimit {
+                limit,
+                ..tasks.writes
+            },
+            ..tasks
+        }));
+        let orders = orders::AppState::new(
+            self.db.clone(),
+            &self.config,
+            self.queue.publisher(),
+            ORDER_HOLD,
+            &stripe::config(),
+        );
+        self.orders = shared::http::app(orders::router(orders::AppState {
+            writes: shared::identity::throttle::WriteLimit {
+                limit,
+                ..orders.writes
+            },
+            ..orders
+        }));
+        let storage = s3::storage("uploads", Duration::from_secs(600));
+        let uploads = uploads::AppState::new(
+            self.db.clone(),
+            &self.config,
+            s3::moto_target().presigner(&storage),
+            std::sync::Arc::new(storage),
+        );
+        self.uploads = shared::http::app(uploads::router(uploads::AppState {
+            writes: shared::identity::throttle::WriteLimit {
+                limit,
+                ..uploads.writes
+            },
+            ..uploads
+        }));
         self
     }
 

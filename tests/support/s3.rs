@@ -127,7 +127,7 @@ pub fn client_for(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk
             access_key, secret_key, None, None, "tests",
         ))
         .endpoint_url(endpoint)
-        .http_client(shared::aws::http_client())
+        .http_client(crate::sdk_http_client())
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(config)

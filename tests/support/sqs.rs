@@ -21,7 +21,7 @@ pub fn client_for(endpoint_url: &str) -> aws_sdk_sqs::Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
         .endpoint_url(endpoint_url)
-        .http_client(shared::aws::http_client())
+        .http_client(crate::sdk_http_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(Duration::from_secs(5))

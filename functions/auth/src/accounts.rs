@@ -20,6 +20,7 @@ use shared::{
         messages::{AccountEmailKind, AccountEmailMessage, NotificationMessage},
         outbox,
     },
+    telemetry::metrics,
 };
 use utoipa::ToSchema;
 
@@ -109,7 +110,9 @@ pub async fn register(
     let hash = password::hash(new.password.into_inner()).await?;
 
     let mut tx = state.db.begin().await?;
-    let pending = match accounts::create(&mut tx, &new.email, &new.name, &hash).await? {
+    let created = accounts::create(&mut tx, &new.email, &new.name, &hash).await?;
+    let registered = created.is_some();
+    let pending = match created {
         Some(user) => {
             let welcome = NotificationMessage::welcome(user.id, &user.name);
             let verify = AccountEmailMessage::new(AccountEmailKind::VerifyEmail, &user.email);
@@ -133,6 +136,9 @@ pub async fn register(
         }
     };
     tx.commit().await?;
+    if registered {
+        metrics::count("Registrations");
+    }
     outbox::relay(&state.db, &state.publisher, pending).await;
     Ok(StatusCode::ACCEPTED)
 }

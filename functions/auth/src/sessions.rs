@@ -24,6 +24,7 @@ use shared::{
         throttle,
     },
     realtime::connections::{self, Whose},
+    telemetry::metrics,
 };
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -96,9 +97,19 @@ pub async fn login(
         request.password,
         state.lockout,
     )
-    .await?;
+    .await
+    .inspect_err(|e| {
+        if matches!(
+            e,
+            ApiError::Unauthorized(_) | ApiError::TooManyRequests { .. }
+        ) {
+            metrics::count("LoginFailures");
+        }
+    })?;
     let issued = sessions::open(&state.db, &client, account, state.sessions).await?;
-    token_pair(&state, issued, true)
+    let answer = token_pair(&state, issued, true)?;
+    metrics::count("Logins");
+    Ok(answer)
 }
 
 /// Where a refresh token came from.

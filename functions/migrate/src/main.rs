@@ -7,6 +7,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), shared::BoxError> {
     shared::telemetry::init();
+    shared::secrets::load().await?;
     let state = migrate::State::from_env()?;
     let admin = state.first_admin.as_ref();
     // Set by the Lambda runtime only: outside it, one run and out.

@@ -7,13 +7,18 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use http::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use shared::{
-    aws::LazyClient,
+    aws::AwsClient,
     config::{ConfigError, optional, parse_or, required},
+    sigv4::AwsAccess,
 };
 use uuid::Uuid;
+
+/// How long one `SendEmail` may take; a failure is retried by the queue.
+const SES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How account emails (password reset, verification) are sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,12 +101,12 @@ pub struct Mail {
 /// Sends mail through the configured transport. Cheap to clone.
 #[derive(Clone)]
 pub enum Mailer {
-    /// Amazon SES; the client is made on first use, not at cold start.
+    /// Amazon SES.
     Ses {
         /// The verified sender address.
         from: String,
-        /// The SES client.
-        client: LazyClient<aws_sdk_sesv2::Client>,
+        /// Signs and sends the calls (boxed: the client is large beside a path).
+        aws: Box<AwsClient>,
     },
     /// Files in a directory.
     Directory(PathBuf),
@@ -111,13 +116,10 @@ impl Mailer {
     /// The mailer for a transport; SES reads the AWS settings from the environment.
     pub fn new(transport: &MailTransport) -> Result<Self, ConfigError> {
         Ok(match transport {
-            MailTransport::Ses { from } => {
-                let sdk = shared::aws::sdk_config()?;
-                Self::Ses {
-                    from: from.clone(),
-                    client: shared::aws::lazy(move || aws_sdk_sesv2::Client::new(&sdk)),
-                }
-            }
+            MailTransport::Ses { from } => Self::Ses {
+                from: from.clone(),
+                aws: Box::new(AwsClient::new(AwsAccess::from_env()?)),
+            },
             MailTransport::Directory(dir) => Self::Directory(dir.clone()),
         })
     }
@@ -126,9 +128,7 @@ impl Mailer {
     #[tracing::instrument(skip_all, fields(transport = self.name()))]
     pub async fn send(&self, id: Uuid, mail: &Mail) -> anyhow::Result<()> {
         match self {
-            // Boxed: the SDK's future is deep enough to overflow the compiler's layout
-            // query limit when inlined into the Lambda runtime's.
-            Self::Ses { from, client } => Box::pin(send_ses(client, from, mail)).await,
+            Self::Ses { from, aws } => send_ses(aws, from, mail).await,
             Self::Directory(dir) => {
                 tokio::fs::create_dir_all(dir)
                     .await
@@ -150,19 +150,28 @@ impl Mailer {
     }
 }
 
-async fn send_ses(client: &aws_sdk_sesv2::Client, from: &str, mail: &Mail) -> anyhow::Result<()> {
-    let text = |s: &str| Content::builder().data(s).charset("UTF-8").build();
-    let message = Message::builder()
-        .subject(text(&mail.subject)?)
-        .body(Body::builder().text(text(&mail.text)?).build())
-        .build();
-    client
-        .send_email()
-        .from_email_address(from)
-        .destination(Destination::builder().to_addresses(&mail.to).build())
-        .content(EmailContent::builder().simple(message).build())
-        .send()
-        .await
-        .context("SES SendEmail failed")?;
+/// SES v2 `SendEmail`, one REST call.
+async fn send_ses(aws: &AwsClient, from: &str, mail: &Mail) -> anyhow::Result<()> {
+    let text = |s: &str| json!({ "Data": s, "Charset": "UTF-8" });
+    let request = json!({
+        "FromEmailAddress": from,
+        "Destination": { "ToAddresses": [mail.to] },
+        "Content": { "Simple": {
+            "Subject": text(&mail.subject),
+            "Body": { "Text": text(&mail.text) },
+        } },
+    });
+    let url = format!("{}/v2/email/outbound-emails", aws.endpoint("email"));
+    aws.send(
+        "ses",
+        Method::POST,
+        &url,
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&request)?,
+        SES_TIMEOUT,
+    )
+    .await
+    .and_then(|answer| answer.success("SES SendEmail"))
+    .context("SES SendEmail failed")?;
     Ok(())
 }

@@ -27,7 +27,11 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::FromRef};
 use shared::{
     config::ConfigError,
-    identity::{guard::AuthState, tokens::TokenConfig},
+    identity::{
+        guard::AuthState,
+        throttle::{Limit, WriteLimit},
+        tokens::TokenConfig,
+    },
     messaging::{Publisher, Queue, QueueConfig},
     payments::{StripeConfig, stripe::Gateway},
 };
@@ -49,7 +53,16 @@ pub struct AppState {
     pub stripe: Arc<dyn Gateway>,
     /// Given to the buyer's browser with each intent's client secret.
     pub publishable_key: Arc<str>,
+    /// Each user's budget of new orders.
+    pub writes: WriteLimit,
 }
+
+/// The default budget of orders placed per user: 20 a minute (`RATE_LIMIT_ORDERS`),
+/// so one account cannot hold every ticket of an event with unpaid orders.
+pub const WRITES: WriteLimit = WriteLimit {
+    bucket: "orders",
+    limit: Limit::per(20, 60),
+};
 
 impl AppState {
     /// Assembles the state.
@@ -67,6 +80,7 @@ impl AppState {
             hold,
             stripe: Arc::new(stripe.client()),
             publishable_key: stripe.publishable_key.as_str().into(),
+            writes: WRITES,
         }
     }
 }
@@ -102,13 +116,16 @@ shared::api_routes!(AppState, ApiDoc;
 pub fn from_env() -> Result<Router, shared::BoxError> {
     let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
     let publisher = Publisher::from_env(&QueueConfig::from_env()?, Queue::Notifications)?;
-    let state = AppState::new(
-        db,
-        &TokenConfig::from_env()?,
-        publisher,
-        hold_from_env()?,
-        &StripeConfig::from_env()?,
-    );
+    let state = AppState {
+        writes: WriteLimit::from_env(WRITES.bucket, "RATE_LIMIT_ORDERS", WRITES.limit)?,
+        ..AppState::new(
+            db,
+            &TokenConfig::from_env()?,
+            publisher,
+            hold_from_env()?,
+            &StripeConfig::from_env()?,
+        )
+    };
     Ok(shared::http::deployed(router(state))?)
 }
 

@@ -28,6 +28,7 @@ use shared::{
     identity::{UserId, guard::CurrentUser},
     messaging::outbox::{self, Pending},
     payments::settle,
+    telemetry::metrics,
     ticketing::{self, Movement, OrderStatus},
 };
 use sqlx::PgConnection;
@@ -60,6 +61,7 @@ const SCOPE: &str = "create_order";
         (status = 409, description = "Sold out (or not enough left), the discount code is used up, the event is cancelled, or the same key is still being processed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid lines (unknown, hidden or off-sale types, quantities outside the limits), an invalid discount code or attendee names, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The order is placed but Stripe could not be reached to open its payment: retry with the same key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this user's budget of writes; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
@@ -69,6 +71,7 @@ pub async fn create(
     key: IdempotencyKey,
     Json(request): Json<CreateOrder>,
 ) -> ApiResult<Response> {
+    state.writes.hit(&state.db, user.id).await?;
     let keyed = Keyed::new(user.id.0, SCOPE, &key, &request)?;
     let checked = request.check().map_err(ApiError::Validation)?;
     let mut tx = state.db.begin().await?;
@@ -89,6 +92,9 @@ pub async fn create(
         }
     };
     tx.commit().await?;
+    if !replayed {
+        metrics::count("OrdersPlaced");
+    }
     outbox::relay(&state.db, &state.publisher, pending).await;
     // A paid order's PaymentIntent, opened after commit (no lock is held across Stripe)
     // and keyed by the order, so a replay returns the same one, or opens it if the first

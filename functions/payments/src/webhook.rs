@@ -24,6 +24,7 @@ use shared::{
         settle::{self, Applied, Outcome},
         signature,
     },
+    telemetry::metrics,
 };
 use sqlx::PgConnection;
 use utoipa::ToSchema;
@@ -121,6 +122,11 @@ pub async fn receive(
             .await
             .map_err(unavailable)?;
         tx.commit().await?;
+        match (intent.status.as_str(), applied.outcome) {
+            (_, Outcome::Confirmed) => metrics::count("PaymentsSucceeded"),
+            ("requires_payment_method", Outcome::Recorded) => metrics::count("PaymentsFailed"),
+            _ => {}
+        }
         let outcome = outcome_name(applied.outcome);
         (applied, outcome)
     } else if event.kind.starts_with("refund.") {

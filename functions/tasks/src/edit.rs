@@ -59,6 +59,7 @@ impl IntoResponse for TaskResponse {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this user's budget of writes; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
@@ -67,6 +68,7 @@ pub async fn create(
     user: CurrentUser,
     Json(request): Json<CreateTask>,
 ) -> ApiResult<impl IntoResponse> {
+    state.writes.hit(&state.db, user.id).await?;
     let new = request.parse()?;
     let task = sqlx::query_as!(
         Task,
@@ -146,6 +148,7 @@ pub async fn fetch(
         (status = 404, description = "No such task for this user", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The task changed since the `If-Match` tag", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this user's budget of writes; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id, task_id = %id))]
@@ -156,6 +159,7 @@ pub async fn update(
     headers: HeaderMap,
     Json(patch): Json<PatchTask>,
 ) -> ApiResult<impl IntoResponse> {
+    state.writes.hit(&state.db, user.id).await?;
     let precondition = IfMatch::from_headers(&headers);
     let mut tx = state.db.begin().await?;
     // Lock the row: the version check and the write see the same version.
@@ -205,6 +209,7 @@ pub async fn update(
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task for this user", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The task changed since the `If-Match` tag", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this user's budget of writes; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id, task_id = %id))]
@@ -214,6 +219,7 @@ pub async fn remove(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
+    state.writes.hit(&state.db, user.id).await?;
     let precondition = IfMatch::from_headers(&headers);
     let mut tx = state.db.begin().await?;
     let current = find(&mut tx, user.id, id, true).await?;

@@ -15,7 +15,11 @@ use std::sync::Arc;
 use axum::{Router, extract::FromRef};
 use shared::{
     http::pagination::CursorSigner,
-    identity::{guard::AuthState, tokens::TokenConfig},
+    identity::{
+        guard::AuthState,
+        throttle::{Limit, WriteLimit},
+        tokens::TokenConfig,
+    },
 };
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -29,7 +33,16 @@ pub struct AppState {
     pub auth: AuthState,
     /// Signs and checks list cursors.
     pub cursors: Arc<CursorSigner>,
+    /// Each user's budget of creates, edits and deletes.
+    pub writes: WriteLimit,
 }
+
+/// The default budget of task writes per user: two a second, sustained for a minute
+/// (`RATE_LIMIT_TASK_WRITES`).
+pub const WRITES: WriteLimit = WriteLimit {
+    bucket: "task_writes",
+    limit: Limit::per(120, 60),
+};
 
 impl AppState {
     /// Assembles the state.
@@ -41,6 +54,7 @@ impl AppState {
                 config.secret_bytes(),
                 "tasks-cursor-v1",
             )),
+            writes: WRITES,
         }
     }
 }
@@ -57,7 +71,10 @@ shared::api_routes!(AppState, ApiDoc;
 /// cold start (`main` serves it; tests load it from their own variables).
 pub fn from_env() -> Result<Router, shared::BoxError> {
     let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
-    let state = AppState::new(db, &TokenConfig::from_env()?);
+    let state = AppState {
+        writes: WriteLimit::from_env(WRITES.bucket, "RATE_LIMIT_TASK_WRITES", WRITES.limit)?,
+        ..AppState::new(db, &TokenConfig::from_env()?)
+    };
     Ok(shared::http::deployed(router(state))?)
 }
 

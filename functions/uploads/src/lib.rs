@@ -15,7 +15,11 @@ use std::sync::Arc;
 
 use axum::{Router, extract::FromRef};
 use shared::{
-    identity::{guard::AuthState, tokens::TokenConfig},
+    identity::{
+        guard::AuthState,
+        throttle::{Limit, WriteLimit},
+        tokens::TokenConfig,
+    },
     outbound::{HttpsClient, https_client},
     uploads::{StorageConfig, presign::Presigner},
 };
@@ -35,7 +39,15 @@ pub struct AppState {
     pub http: HttpsClient,
     /// Bucket and URL lifetimes.
     pub storage: Arc<StorageConfig>,
+    /// Each user's budget of new uploads.
+    pub writes: WriteLimit,
 }
+
+/// The default budget of new uploads per user: 30 a minute (`RATE_LIMIT_UPLOADS`).
+pub const WRITES: WriteLimit = WriteLimit {
+    bucket: "uploads",
+    limit: Limit::per(30, 60),
+};
 
 impl AppState {
     /// Assembles the state.
@@ -51,6 +63,7 @@ impl AppState {
             presigner: Arc::new(presigner),
             http: https_client(),
             storage,
+            writes: WRITES,
         }
     }
 }
@@ -70,7 +83,10 @@ pub fn from_env() -> Result<Router, shared::BoxError> {
     let db = shared::db::pool(&shared::db::DatabaseConfig::from_env()?)?;
     let storage = StorageConfig::from_env()?;
     let presigner = Presigner::from_env(&storage)?;
-    let state = AppState::new(db, &TokenConfig::from_env()?, presigner, Arc::new(storage));
+    let state = AppState {
+        writes: WriteLimit::from_env(WRITES.bucket, "RATE_LIMIT_UPLOADS", WRITES.limit)?,
+        ..AppState::new(db, &TokenConfig::from_env()?, presigner, Arc::new(storage))
+    };
     Ok(shared::http::deployed(router(state))?)
 }
 

@@ -146,6 +146,7 @@ impl CreateUpload {
         (status = 201, description = "Upload recorded; PUT the file to `upload_url` with `headers`", body = UploadTicket),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Type not allowed for the purpose, too large, or invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this user's budget of writes; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
@@ -154,6 +155,7 @@ pub async fn create(
     user: CurrentUser,
     Json(request): Json<CreateUpload>,
 ) -> ApiResult<(StatusCode, Json<UploadTicket>)> {
+    state.writes.hit(&state.db, user.id).await?;
     let new = request.parse()?;
     let id = Uuid::now_v7();
     let key = object_key(new.purpose, user.id, id);

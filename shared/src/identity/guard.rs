@@ -105,7 +105,7 @@ where
                 authenticated_at: claims.authenticated_at(),
             });
         }
-        let claims = auth.tokens.verify(token)?;
+        let claims = auth.tokens.verify_or_refresh(token).await?;
         let live = live_session(&auth.db, claims.sub, claims.sid)
             .await?
             .ok_or(ApiError::Unauthorized("invalid or expired access token"))?;

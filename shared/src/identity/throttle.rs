@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use crate::{
     config::{ConfigError, optional},
     http::error::ApiError,
+    identity::UserId,
 };
 
 /// At most `max` requests per `window`.
@@ -48,8 +49,39 @@ impl Limit {
         Ok(Self::per(max, secs))
     }
 
-    fn from_env(name: &'static str, default: Self) -> Result<Self, ConfigError> {
+    /// `name` as `requests/seconds`, or `default` when unset.
+    pub fn from_env(name: &'static str, default: Self) -> Result<Self, ConfigError> {
         optional(name).map_or(Ok(default), |raw| Self::parse(name, &raw))
+    }
+}
+
+/// A per-user budget of writes (creating tasks, uploads, orders), counted in Postgres
+/// like the per-IP limits, so one account cannot flood a table or hold every ticket
+/// however many Lambda instances serve it. Reads are not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLimit {
+    /// The counter's bucket (one per kind of write).
+    pub bucket: &'static str,
+    /// The budget.
+    pub limit: Limit,
+}
+
+impl WriteLimit {
+    /// `variable` (`requests/seconds`), else `default`, counted in `bucket`.
+    pub fn from_env(
+        bucket: &'static str,
+        variable: &'static str,
+        default: Limit,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            bucket,
+            limit: Limit::from_env(variable, default)?,
+        })
+    }
+
+    /// Counts one write of `user`; `Err(429)` with `Retry-After` once over the budget.
+    pub async fn hit(&self, db: impl PgExecutor<'_>, user: UserId) -> Result<(), ApiError> {
+        hit(db, self.bucket, &user.0.to_string(), self.limit).await
     }
 }
 

@@ -4,10 +4,17 @@
 //! verifying, so `alg: none`, a token for another audience or one signed with another
 //! algorithm is refused before its claims are read. Each token names its key in the
 //! header's `kid` (derived from the key, so it needs no configuration): the current key
-//! signs, previous keys still verify, so keys rotate without logging anyone out. Refresh tokens are 256 random bits;
-//! the database stores only their SHA-256, so a leaked table cannot mint sessions.
+//! signs, previous keys still verify, so keys rotate without logging anyone out. In AWS
+//! the keys are the versions of one Secrets Manager secret (`secrets::KeySource`): an
+//! environment that meets a token naming a key it does not know re-reads the secret (at
+//! most once per [`REFRESH_INTERVAL`]) and from then on signs with its current version
+//! too. Refresh tokens are 256 random bits; the database stores only their SHA-256, so a
+//! leaked table cannot mint sessions.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -22,7 +29,12 @@ use crate::{
     config::{ConfigError, optional, parse_or, required},
     http::error::ApiError,
     identity::{Role, SessionId, UserId, better_auth::BetterAuthConfig},
+    secrets::KeySource,
 };
+
+/// How often an environment may re-read its keys because a token named an unknown
+/// `kid`: garbage kids cannot make it hammer Secrets Manager.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Settings for issuing and verifying our own tokens.
 #[derive(Clone)]
@@ -40,6 +52,9 @@ pub struct TokenConfig {
     pub access_ttl: Duration,
     /// Better Auth, when its tokens are accepted too (`BETTER_AUTH_URL` set).
     pub better_auth: Option<BetterAuthConfig>,
+    /// Where the keys are re-read when a token names an unknown `kid` (`JWT_SECRET_ARN`
+    /// set); none where they are plain variables.
+    pub key_source: Option<KeySource>,
 }
 
 impl TokenConfig {
@@ -82,6 +97,7 @@ impl TokenConfig {
             audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "backend-api".into()),
             access_ttl: Duration::from_secs(access),
             better_auth: BetterAuthConfig::from_env()?,
+            key_source: KeySource::jwt_from_env()?,
         })
     }
 
@@ -100,6 +116,10 @@ impl std::fmt::Debug for TokenConfig {
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
             .field("better_auth", &self.better_auth)
+            .field(
+                "key_source",
+                &self.key_source.as_ref().map(|s| &s.secret_id),
+            )
             .finish()
     }
 }
@@ -136,14 +156,44 @@ pub struct AccessToken {
 
 /// Issues and verifies access tokens. Built once per cold start.
 pub struct AccessTokens {
-    encoding: EncodingKey,
-    kid: String,
-    /// Every accepted key by `kid`, the current one first.
-    decoding: Vec<(String, DecodingKey)>,
+    keys: RwLock<Arc<Keys>>,
+    source: Option<KeySource>,
+    /// When the keys were last re-read (or tried), for [`REFRESH_INTERVAL`].
+    refreshed: Mutex<Option<Instant>>,
     validation: Validation,
     issuer: String,
     audience: String,
     ttl_secs: u64,
+}
+
+/// The signing key and every accepted key.
+struct Keys {
+    encoding: EncodingKey,
+    kid: String,
+    /// Every accepted key by `kid`, the current one first.
+    decoding: Vec<(String, DecodingKey)>,
+}
+
+impl Keys {
+    fn new<'a>(current: &'a [u8], previous: impl Iterator<Item = &'a [u8]>) -> Self {
+        let decoding = std::iter::once(current)
+            .chain(previous)
+            .map(|key| (key_id(key), DecodingKey::from_secret(key)))
+            .collect();
+        Self {
+            encoding: EncodingKey::from_secret(current),
+            kid: key_id(current),
+            decoding,
+        }
+    }
+}
+
+/// Why a token was refused.
+enum Refusal {
+    /// Its `kid` names no key this environment knows (yet).
+    UnknownKid,
+    /// Anything else.
+    Invalid,
 }
 
 impl AccessTokens {
@@ -154,25 +204,30 @@ impl AccessTokens {
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 5;
-        let current = config.secret_bytes();
-        let decoding = std::iter::once(current)
-            .chain(
-                config
-                    .previous_secrets
-                    .iter()
-                    .map(|s| s.expose_secret().as_bytes()),
-            )
-            .map(|key| (key_id(key), DecodingKey::from_secret(key)))
-            .collect();
+        let keys = Keys::new(
+            config.secret_bytes(),
+            config
+                .previous_secrets
+                .iter()
+                .map(|s| s.expose_secret().as_bytes()),
+        );
         Self {
-            encoding: EncodingKey::from_secret(current),
-            kid: key_id(current),
-            decoding,
+            keys: RwLock::new(Arc::new(keys)),
+            source: config.key_source.clone(),
+            refreshed: Mutex::new(None),
             validation,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             ttl_secs: config.access_ttl.as_secs(),
         }
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        // A poisoned lock still holds a whole key set: writers only swap the Arc.
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Signs an access token for a user's session.
@@ -193,9 +248,10 @@ impl AccessTokens {
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
         };
+        let keys = self.keys();
         let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
+        header.kid = Some(keys.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &keys.encoding)?;
         Ok(AccessToken {
             token,
             expires_in: self.ttl_secs,
@@ -206,28 +262,92 @@ impl AccessTokens {
     /// audience; returns the claims. A token without `kid` (issued before key ids
     /// existed) is checked against the current key only; an unknown `kid` is refused.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        self.check(token).map_err(|_| Self::refused())
+    }
+
+    /// [`Self::verify`], but a token naming an unknown `kid` first makes this
+    /// environment re-read its keys, when they come from Secrets Manager and were not
+    /// re-read in the last [`REFRESH_INTERVAL`]: the key was rotated since it started.
+    pub async fn verify_or_refresh(&self, token: &str) -> Result<Claims, ApiError> {
+        match self.check(token) {
+            Ok(claims) => Ok(claims),
+            Err(Refusal::UnknownKid) if self.refresh().await => self.verify(token),
+            Err(_) => Err(Self::refused()),
+        }
+    }
+
+    fn refused() -> ApiError {
+        ApiError::Unauthorized("invalid or expired access token")
+    }
+
+    fn check(&self, token: &str) -> Result<Claims, Refusal> {
         let refused = |reason: &dyn std::fmt::Debug| {
             tracing::debug!(?reason, "access token refused");
-            ApiError::Unauthorized("invalid or expired access token")
+            Refusal::Invalid
         };
         let header = jsonwebtoken::decode_header(token).map_err(|e| refused(e.kind()))?;
+        let keys = self.keys();
         let key = match header.kid.as_deref() {
-            None => self.decoding.first().map(|(_, key)| key),
-            Some(kid) => self
+            None => keys.decoding.first().map(|(_, key)| key),
+            Some(kid) => keys
                 .decoding
                 .iter()
                 .find(|(id, _)| id == kid)
                 .map(|(_, key)| key),
         }
-        .ok_or_else(|| refused(&"unknown kid"))?;
+        .ok_or(Refusal::UnknownKid)?;
         jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| refused(e.kind()))
     }
 
+    /// Re-reads the keys from their secret; true if they were replaced.
+    async fn refresh(&self) -> bool {
+        let Some(source) = &self.source else {
+            return false;
+        };
+        {
+            let mut last = self
+                .refreshed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < REFRESH_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let versions = match source.read().await {
+            Ok(versions) if versions.current.expose_secret().len() >= 32 => versions,
+            Ok(_) => {
+                tracing::error!("the access-token key's current version is shorter than 32 bytes");
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "cannot re-read the access-token keys"
+                );
+                return false;
+            }
+        };
+        let keys = Keys::new(
+            versions.current.expose_secret().as_bytes(),
+            versions
+                .previous
+                .iter()
+                .map(|s| s.expose_secret().as_bytes()),
+        );
+        tracing::info!(kid = keys.kid, "access-token keys re-read");
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        true
+    }
+
     /// The `kid` new tokens carry.
-    pub fn current_kid(&self) -> &str {
-        &self.kid
+    pub fn current_kid(&self) -> String {
+        self.keys().kid.clone()
     }
 }
 
@@ -278,6 +398,7 @@ mod tests {
             audience: aud.into(),
             access_ttl: Duration::from_secs(900),
             better_auth: None,
+            key_source: None,
         }
     }
 
@@ -326,7 +447,7 @@ mod tests {
             .unwrap()
             .token;
         let header = jsonwebtoken::decode_header(&old_token).unwrap();
-        assert_eq!(header.kid.as_deref(), Some(before.current_kid()));
+        assert_eq!(header.kid, Some(before.current_kid()));
 
         // Rotated: the new key signs, the old one still verifies.
         let mut rotated = config(NEW, "api");

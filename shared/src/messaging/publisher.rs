@@ -1,7 +1,7 @@
 //! The SQS publisher: `SendMessage` and `SendMessageBatch` over SQS's JSON protocol
-//! (what the SDK speaks too), signed with SigV4 and sent over `shared::outbound`'s HTTPS
-//! client, rather than through the SQS SDK client, which would be most of a small
-//! function's binary for two calls.
+//! (what the SDK speaks too), signed with SigV4 and sent by `shared::aws`, rather than
+//! through the SQS SDK client, which would be most of a small function's binary for
+//! three calls.
 //!
 //! One attempt per call, bounded by [`CALL_TIMEOUT`], no retries: every message sent
 //! here is already in the outbox, and the scheduled sweep sends whatever did not go, so
@@ -10,25 +10,16 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use aws_sigv4::http_request::{SignableBody, SigningSettings};
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Queue, QueueConfig};
-use crate::{
-    config::ConfigError,
-    outbound::{HttpsClient, https_client},
-    sigv4::AwsAccess,
-};
+use crate::{aws::AwsClient, config::ConfigError, sigv4::AwsAccess};
 
 /// How long one call to SQS may take, connection included.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The largest SQS answer read (a batch answer is a few kilobytes).
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// A queue's depth, as SQS approximates it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -47,27 +38,22 @@ pub struct Publisher {
 
 #[derive(Debug)]
 struct Inner {
-    access: AwsAccess,
+    aws: AwsClient,
     /// SQS's endpoint (the JSON protocol posts to the service root).
     endpoint: String,
     queue_url: String,
-    http: HttpsClient<Full<Bytes>>,
 }
 
 impl Publisher {
     /// A publisher for `queue_url`, signing as `access` (whose endpoint, if any, is
     /// where SQS is: an emulator).
     pub fn new(access: AwsAccess, queue_url: impl Into<String>) -> Self {
-        let endpoint = access
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://sqs.{}.amazonaws.com", access.region));
+        let aws = AwsClient::new(access);
         Self {
             inner: Arc::new(Inner {
-                access,
-                endpoint: format!("{endpoint}/"),
+                endpoint: aws.endpoint("sqs"),
+                aws,
                 queue_url: queue_url.into(),
-                http: https_client(),
             }),
         }
     }
@@ -149,45 +135,16 @@ impl Publisher {
     /// One signed call of the JSON protocol; the answer's body when it succeeded.
     async fn call(&self, action: &str, payload: &Value) -> anyhow::Result<Bytes> {
         let inner = &self.inner;
-        let body = serde_json::to_vec(payload)?;
-        let target = format!("AmazonSQS.{action}");
-        let headers = [
-            ("content-type", "application/x-amz-json-1.0"),
-            ("x-amz-target", target.as_str()),
-        ];
-        let instructions = inner.access.sign(
-            "sqs",
-            SigningSettings::default(),
-            "POST",
-            &inner.endpoint,
-            &headers,
-            SignableBody::Bytes(&body),
-        )?;
-        let mut builder = http::Request::post(&inner.endpoint);
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        let mut request = builder
-            .body(Full::new(Bytes::from(body)))
-            .context("an SQS request")?;
-        instructions.apply_to_request_http1x(&mut request);
-        let exchange = async {
-            let response = inner.http.request(request).await.context("SQS request")?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| anyhow::anyhow!("SQS answer: {e}"))?
-                .to_bytes();
-            anyhow::ensure!(
-                status.is_success(),
-                "SQS answered {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            );
-            Ok(body)
-        };
-        tokio::time::timeout(CALL_TIMEOUT, exchange)
+        inner
+            .aws
+            .json_call(
+                "sqs",
+                &inner.endpoint,
+                "1.0",
+                &format!("AmazonSQS.{action}"),
+                payload,
+                CALL_TIMEOUT,
+            )
             .await
-            .context("SQS did not answer in time")?
     }
 }

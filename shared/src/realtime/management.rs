@@ -1,6 +1,6 @@
 //! API Gateway's Management API for WebSocket connections: `PostToConnection` and
-//! `DeleteConnection`, two signed HTTP calls (SigV4, service `execute-api`) over the
-//! functions' own HTTPS client rather than a whole SDK client for them.
+//! `DeleteConnection`, two signed HTTP calls (SigV4, service `execute-api`) sent by
+//! `shared::aws` rather than a whole SDK client for them.
 //!
 //! `REALTIME_MANAGEMENT_URL` is the stage's connection endpoint,
 //! `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` (the template sets it);
@@ -9,16 +9,12 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use aws_sigv4::http_request::{SignableBody, SigningSettings};
 use http::Method;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::{
+    aws::AwsClient,
     config::{self, ConfigError},
-    outbound::{HttpsClient, https_client},
     sigv4::AwsAccess,
 };
 
@@ -40,8 +36,7 @@ pub enum ConnectionError {
 #[derive(Clone)]
 pub struct Management {
     base: String,
-    access: AwsAccess,
-    http: HttpsClient<Full<Bytes>>,
+    aws: AwsClient,
 }
 
 impl std::fmt::Debug for Management {
@@ -58,8 +53,7 @@ impl Management {
         config::check_secure_url("REALTIME_MANAGEMENT_URL", base, "https", "http")?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
-            access,
-            http: https_client(),
+            aws: AwsClient::new(access),
         })
     }
 
@@ -73,67 +67,37 @@ impl Management {
 
     /// `PostToConnection`: sends one text frame.
     pub async fn post(&self, connection_id: &str, frame: &str) -> Result<(), ConnectionError> {
-        self.call(Method::POST, connection_id, Bytes::from(frame.to_owned()))
+        self.call(Method::POST, connection_id, frame.as_bytes().to_vec())
             .await
     }
 
     /// `DeleteConnection`: closes the socket.
     pub async fn delete(&self, connection_id: &str) -> Result<(), ConnectionError> {
-        self.call(Method::DELETE, connection_id, Bytes::new()).await
+        self.call(Method::DELETE, connection_id, Vec::new()).await
     }
 
     async fn call(
         &self,
         method: Method,
         connection_id: &str,
-        body: Bytes,
+        body: Vec<u8>,
     ) -> Result<(), ConnectionError> {
         let url = format!(
             "{}/@connections/{}",
             self.base,
             utf8_percent_encode(connection_id, NON_ALPHANUMERIC)
         );
-        let instructions = self.access.sign(
-            "execute-api",
-            SigningSettings::default(),
-            method.as_str(),
-            &url,
-            &[],
-            SignableBody::Bytes(&body),
-        )?;
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .body(Full::new(body))
-            .context("a Management API request")?;
-        instructions.apply_to_request_http1x(&mut request);
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .context("Management API request")?;
-            let status = response.status();
-            if status == http::StatusCode::GONE {
-                return Err(ConnectionError::Gone);
+        let answer = self
+            .aws
+            .send("execute-api", method, &url, &[], body, CALL_TIMEOUT)
+            .await?;
+        match answer.status {
+            http::StatusCode::GONE => Err(ConnectionError::Gone),
+            _ => {
+                answer.success("the Management API")?;
+                Ok(())
             }
-            if !status.is_success() {
-                let body = Limited::new(response.into_body(), 4096)
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                return Err(anyhow::anyhow!(
-                    "the Management API answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                )
-                .into());
-            }
-            Ok(())
-        };
-        tokio::time::timeout(CALL_TIMEOUT, exchange)
-            .await
-            .context("the Management API did not answer in time")?
+        }
     }
 }
 
